@@ -1,0 +1,46 @@
+# Two commands on a fresh machine: `make run` (the training pipeline, locally) and `make test`.
+PYTHON ?= python3.11
+VENV ?= .venv
+BIN := $(VENV)/bin
+CONFIG ?= configs/ames.yaml
+STAMP := $(VENV)/.installed
+
+.PHONY: venv run run-telco score test test-fast compile compile-check benchmark clean
+
+venv: $(STAMP)
+
+$(STAMP): requirements.txt constraints.txt pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.txt -c constraints.txt
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	touch $(STAMP)
+
+## The main job: train, evaluate and register a model with kfp.local (CONFIG=configs/telco_churn.yaml for churn).
+run: venv
+	$(BIN)/python -m pipelines.run_local --config $(CONFIG)
+
+## Score the bundled rows with the champion through the batch-scoring pipeline.
+score: venv
+	$(BIN)/python -m pipelines.run_local --score --config $(CONFIG)
+
+## The whole test suite (unit, kfp.local pipelines, compile checks).
+test: venv
+	$(BIN)/python -m pytest
+
+## Unit tests only (no whole-pipeline runs).
+test-fast: venv
+	$(BIN)/python -m pytest -m "not pipeline"
+
+compile: venv
+	$(BIN)/python compile.py
+
+compile-check: venv
+	$(BIN)/python compile.py --check
+
+## Local pipeline vs a plain single-process script doing the same work.
+benchmark: venv
+	$(BIN)/python benchmarks/training.py
+
+clean:
+	rm -rf .local .pytest_cache

@@ -1,0 +1,129 @@
+"""Batch scoring with a registered model, in chunks, so memory stays flat for any input size."""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from lifecycle.ingest import file_format
+from lifecycle.storage import fetch_to_file, upload_file
+
+NUMERIC_TYPES = {"double", "float", "long", "integer"}
+
+
+class SchemaMismatchError(ValueError):
+    """Input rows that do not match the model's signature; the message names each column."""
+
+
+@dataclass(frozen=True)
+class ColumnSchema:
+    name: str
+    type: str  # MLflow's name: double, long, string, boolean, ...
+    required: bool
+
+
+def signature_columns(model_uri: str) -> list[ColumnSchema]:
+    from mlflow.models import get_model_info
+
+    signature = get_model_info(model_uri).signature
+    if signature is None or signature.inputs is None:
+        raise SchemaMismatchError(f"{model_uri} has no input signature to check rows against")
+    return [ColumnSchema(spec.name, spec.type.name, spec.required) for spec in signature.inputs.inputs]
+
+
+def conform_to_signature(chunk: pd.DataFrame, columns: list[ColumnSchema], source: str) -> pd.DataFrame:
+    """The chunk's signature columns with the signature's dtypes, or one error naming every problem."""
+    problems = []
+    missing = [c.name for c in columns if c.name not in chunk and c.required]
+    if missing:
+        problems.append(f"missing column(s): {', '.join(missing)}")
+    out = {}
+    for column in columns:
+        if column.name not in chunk:
+            out[column.name] = pd.Series(np.nan if column.type in NUMERIC_TYPES else None, index=chunk.index)
+            continue
+        values = chunk[column.name]
+        if column.type in NUMERIC_TYPES:
+            numbers = pd.to_numeric(values, errors="coerce")
+            bad = values[numbers.isna() & values.notna()]
+            if len(bad):
+                problems.append(f"column {column.name!r} expects {column.type}, got {bad.iloc[0]!r}")
+            out[column.name] = numbers.astype("float64")
+        elif column.type == "string":
+            out[column.name] = values.astype(object).where(values.notna(), None).map(
+                lambda v: v if v is None or isinstance(v, str) else str(v)
+            )
+        else:
+            out[column.name] = values
+        if column.required and out[column.name].isna().any():
+            problems.append(f"column {column.name!r} is required but has missing values")
+    if problems:
+        raise SchemaMismatchError(f"{source} does not match the model's signature: " + "; ".join(problems))
+    return pd.DataFrame(out, index=chunk.index)
+
+
+def read_chunks(path: Path, fmt: str, rows: int) -> Iterator[pd.DataFrame]:
+    """Parquet by record batches, CSV by pandas chunks: never the whole file in memory."""
+    if fmt == "parquet":
+        import pyarrow.parquet as pq
+
+        for batch in pq.ParquetFile(path).iter_batches(batch_size=rows):
+            yield batch.to_pandas()
+    else:
+        yield from pd.read_csv(path, chunksize=rows)
+
+
+def predict_frame(model, frame: pd.DataFrame) -> pd.DataFrame:
+    """Predictions for conformed rows: the label or value, plus class probabilities."""
+    out = pd.DataFrame({"prediction": model.predict(frame)}, index=frame.index)
+    if hasattr(model, "predict_proba"):
+        proba = model.predict_proba(frame)
+        for i, label in enumerate(model.classes_):
+            out[f"probability_{label}"] = proba[:, i]
+    return out
+
+
+@dataclass(frozen=True)
+class ScoringResult:
+    rows: int
+    chunks: int
+    output_uri: str
+
+
+def score_file(model_uri: str, input_uri: str, output_path: Path, chunk_rows: int = 50_000, output_uri: str = "") -> ScoringResult:
+    """Scores `input_uri` chunk by chunk into a Parquet file (and copies it to `output_uri`)."""
+    import mlflow.sklearn
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    fmt = file_format(input_uri)
+    columns = signature_columns(model_uri)
+    model = mlflow.sklearn.load_model(model_uri)
+    rows = chunks = 0
+    writer = None
+    with tempfile.TemporaryDirectory() as scratch:
+        local = fetch_to_file(input_uri, Path(scratch) / Path(input_uri).name)
+        try:
+            for chunk in read_chunks(local, fmt, chunk_rows):
+                conformed = conform_to_signature(chunk, columns, f"{input_uri} (rows {rows}-{rows + len(chunk) - 1})")
+                scored = predict_frame(model, conformed)
+                scored.insert(0, "row", np.arange(rows, rows + len(chunk), dtype="int64"))
+                table = pa.Table.from_pandas(scored, preserve_index=False)
+                if writer is None:
+                    writer = pq.ParquetWriter(output_path, table.schema)
+                writer.write_table(table)
+                rows += len(chunk)
+                chunks += 1
+        finally:
+            if writer is not None:
+                writer.close()
+    if rows == 0:
+        raise SchemaMismatchError(f"{input_uri} has no rows to score")
+    if output_uri:
+        upload_file(output_path, output_uri)
+    return ScoringResult(rows=rows, chunks=chunks, output_uri=output_uri or str(output_path))

@@ -1,0 +1,108 @@
+"""Local paths and s3:// URIs behind one interface, so steps do not care where data lives.
+
+S3 goes through the `minio` client, which speaks to any S3 API (the cluster's SeaweedFS, MinIO,
+AWS). Endpoint and credentials come from the environment, as the cluster injects them from a Secret:
+`AWS_ENDPOINT_URL` (or `MLFLOW_S3_ENDPOINT_URL`), `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlparse
+
+
+class StorageError(RuntimeError):
+    """A file or object that cannot be read or written; the message names the URI."""
+
+
+@dataclass(frozen=True)
+class S3Location:
+    bucket: str
+    key: str
+
+    @property
+    def uri(self) -> str:
+        return f"s3://{self.bucket}/{self.key}"
+
+
+def parse_s3_uri(uri: str) -> S3Location:
+    parsed = urlparse(uri)
+    key = parsed.path.lstrip("/")
+    if parsed.scheme != "s3" or not parsed.netloc or not key:
+        raise StorageError(f"{uri!r} is not an s3://bucket/key URI")
+    return S3Location(parsed.netloc, key)
+
+
+def is_s3(uri: str) -> bool:
+    return uri.startswith("s3://")
+
+
+def s3_endpoint() -> str:
+    endpoint = os.environ.get("AWS_ENDPOINT_URL") or os.environ.get("MLFLOW_S3_ENDPOINT_URL")
+    if not endpoint:
+        raise StorageError(
+            "no S3 endpoint configured: set AWS_ENDPOINT_URL (or MLFLOW_S3_ENDPOINT_URL)"
+        )
+    return endpoint
+
+
+def s3_client():
+    from minio import Minio
+
+    endpoint = urlparse(s3_endpoint())
+    return Minio(
+        endpoint.netloc,
+        access_key=os.environ.get("AWS_ACCESS_KEY_ID"),
+        secret_key=os.environ.get("AWS_SECRET_ACCESS_KEY"),
+        secure=endpoint.scheme == "https",
+        region=os.environ.get("AWS_DEFAULT_REGION") or os.environ.get("AWS_REGION"),
+    )
+
+
+def _s3_failure(action: str, location: S3Location, exc: Exception) -> StorageError:
+    code = getattr(exc, "code", None)
+    if code in ("NoSuchKey", "NoSuchBucket"):
+        reason = "does not exist" if code == "NoSuchKey" else f"bucket {location.bucket!r} does not exist"
+    elif code in ("AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch"):
+        reason = f"access denied by {s3_endpoint()} for bucket {location.bucket!r}"
+    elif code:
+        reason = f"{code}"
+    else:
+        reason = f"S3 endpoint {s3_endpoint()} unreachable ({type(exc).__name__})"
+    return StorageError(f"cannot {action} {location.uri}: {reason}")
+
+
+def fetch_to_file(uri: str, destination: Path) -> Path:
+    """Makes the file at `uri` available at `destination` (a copy for local paths)."""
+    if is_s3(uri):
+        location = parse_s3_uri(uri)
+        try:
+            s3_client().fget_object(location.bucket, location.key, str(destination))
+        except Exception as exc:  # minio raises S3Error or urllib3 errors; both become one message
+            raise _s3_failure("read", location, exc) from None
+        return destination
+    source = Path(uri.removeprefix("file://"))
+    if not source.exists():
+        raise StorageError(f"file not found: {source}")
+    if not source.is_file():
+        raise StorageError(f"{source} is not a file")
+    shutil.copyfile(source, destination)
+    return destination
+
+
+def upload_file(source: Path, uri: str) -> str:
+    """Writes a local file to `uri` (s3:// or a local path) and returns the URI."""
+    if is_s3(uri):
+        location = parse_s3_uri(uri)
+        try:
+            s3_client().fput_object(location.bucket, location.key, str(source))
+        except Exception as exc:
+            raise _s3_failure("write", location, exc) from None
+        return uri
+    target = Path(uri.removeprefix("file://"))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(source, target)
+    return str(target)

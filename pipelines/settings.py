@@ -1,0 +1,40 @@
+"""Cluster-facing settings shared by every pipeline: resources, and where credentials come from.
+
+Credentials never appear in compiled YAML: steps that talk to MLflow or S3 read them from a
+ConfigMap and a Secret at run time (kfp-kubernetes). The local runner ignores these, and the
+steps fall back to the caller's environment.
+"""
+
+from kfp import kubernetes
+
+# CPU and memory (request, limit) per kind of step.
+RESOURCES = {
+    "light": {"cpu": ("250m", "1"), "memory": ("512Mi", "2Gi")},
+    "compute": {"cpu": ("1", "2"), "memory": ("1Gi", "4Gi")},
+}
+
+MLFLOW_CONFIG_MAP = "mlflow-client"
+MLFLOW_CONFIG_KEYS = {"MLFLOW_TRACKING_URI": "MLFLOW_TRACKING_URI", "MLFLOW_S3_ENDPOINT_URL": "MLFLOW_S3_ENDPOINT_URL"}
+S3_SECRET = "mlpipeline-minio-artifact"
+S3_SECRET_KEYS = {"accesskey": "AWS_ACCESS_KEY_ID", "secretkey": "AWS_SECRET_ACCESS_KEY"}
+
+
+def sized(task, profile: str = "light"):
+    spec = RESOURCES[profile]
+    task.set_cpu_request(spec["cpu"][0]).set_cpu_limit(spec["cpu"][1])
+    task.set_memory_request(spec["memory"][0]).set_memory_limit(spec["memory"][1])
+    return task
+
+
+def with_s3_credentials(task):
+    """S3 endpoint and credentials from the cluster (optional: a local path needs none)."""
+    kubernetes.use_config_map_as_env(task, MLFLOW_CONFIG_MAP, MLFLOW_CONFIG_KEYS, optional=True)
+    kubernetes.use_secret_as_env(task, S3_SECRET, S3_SECRET_KEYS, optional=True)
+    return task
+
+
+def with_mlflow(task):
+    """Tracking URI and artifact-store credentials; side effects outside KFP, so never cached."""
+    with_s3_credentials(task)
+    task.set_caching_options(False)
+    return task
