@@ -100,11 +100,11 @@ def decide_promotion(client, model_name: str, test: pd.DataFrame, config: Datase
         champion_value = holdout_metrics(champion_model, test, config)[metric]
     except Exception as exc:  # a champion that cannot score this holdout keeps its place
         log.warning("champion v%s could not be scored on this holdout: %s", champion.version, exc)
-        return Promotion(False, f"champion v{champion.version} could not be scored on this holdout ({exc}); kept", metric, value, champion.version)
+        return Promotion(False, f"champion v{champion.version} could not be scored on this holdout ({exc}); kept", metric, value, str(champion.version))
     promote = beats(value, champion_value, metric, margin)
     verdict = "beats" if promote else "does not beat"
     reason = f"{metric} {value:.5f} {verdict} champion v{champion.version} {champion_value:.5f} by more than {margin:g}"
-    return Promotion(promote, reason, metric, value, champion.version, champion_value)
+    return Promotion(promote, reason, metric, value, str(champion.version), champion_value)
 
 
 def trusted_types_for(model) -> list[str]:
@@ -200,7 +200,7 @@ def _alias_version(client, model_name: str, alias: str) -> str | None:
     from mlflow.exceptions import MlflowException
 
     try:
-        return client.get_model_version_by_alias(model_name, alias).version
+        return str(client.get_model_version_by_alias(model_name, alias).version)
     except MlflowException:
         return None
 

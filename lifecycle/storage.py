@@ -62,10 +62,19 @@ def s3_client():
     )
 
 
-def _s3_failure(action: str, location: S3Location, exc: Exception) -> StorageError:
+def _bucket_missing(client, bucket: str) -> bool:
+    try:
+        return not client.bucket_exists(bucket)
+    except Exception:  # the original failure is the one to report
+        return False
+
+
+def _s3_failure(client, action: str, location: S3Location, exc: Exception) -> StorageError:
     code = getattr(exc, "code", None)
-    if code in ("NoSuchKey", "NoSuchBucket"):
-        reason = "does not exist" if code == "NoSuchKey" else f"bucket {location.bucket!r} does not exist"
+    if code in ("NoSuchKey", "NoSuchBucket", "ResourceNotFound"):
+        # A HEAD request's 404 has no body, so a missing bucket looks like a missing key.
+        missing_bucket = code == "NoSuchBucket" or _bucket_missing(client, location.bucket)
+        reason = f"bucket {location.bucket!r} does not exist" if missing_bucket else "does not exist"
     elif code in ("AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch"):
         reason = f"access denied by {s3_endpoint()} for bucket {location.bucket!r}"
     elif code:
@@ -79,10 +88,11 @@ def fetch_to_file(uri: str, destination: Path) -> Path:
     """Makes the file at `uri` available at `destination` (a copy for local paths)."""
     if is_s3(uri):
         location = parse_s3_uri(uri)
+        client = s3_client()
         try:
-            s3_client().fget_object(location.bucket, location.key, str(destination))
+            client.fget_object(location.bucket, location.key, str(destination))
         except Exception as exc:  # minio raises S3Error or urllib3 errors; both become one message
-            raise _s3_failure("read", location, exc) from None
+            raise _s3_failure(client, "read", location, exc) from None
         return destination
     source = Path(uri.removeprefix("file://"))
     if not source.exists():
@@ -97,10 +107,11 @@ def upload_file(source: Path, uri: str) -> str:
     """Writes a local file to `uri` (s3:// or a local path) and returns the URI."""
     if is_s3(uri):
         location = parse_s3_uri(uri)
+        client = s3_client()
         try:
-            s3_client().fput_object(location.bucket, location.key, str(source))
+            client.fput_object(location.bucket, location.key, str(source))
         except Exception as exc:
-            raise _s3_failure("write", location, exc) from None
+            raise _s3_failure(client, "write", location, exc) from None
         return uri
     target = Path(uri.removeprefix("file://"))
     target.parent.mkdir(parents=True, exist_ok=True)

@@ -71,7 +71,7 @@ class ValidationReport:
 
 
 def _sample(values: pd.Series) -> str:
-    shown = [repr(v) for v in pd.unique(values)[:SAMPLE_SIZE]]
+    shown = [repr(v) for v in pd.unique(values)[:SAMPLE_SIZE].tolist()]
     return ", ".join(shown)
 
 
@@ -142,7 +142,8 @@ def _check_target(frame: pd.DataFrame, config: DatasetConfig, report: Validation
             )
             return
         _check_range(target.name, pd.to_numeric(present), target.min, target.max, report.violations)
-        if target.transform == "log" and (pd.to_numeric(present) <= 0).any():
+        needs_positive = target.transform == "log" and (target.min is None or target.min <= 0)
+        if needs_positive and (pd.to_numeric(present) <= 0).any():
             report.violations.append(Finding(target.name, "range", "log transform needs target values above 0"))
     else:
         labels = present.astype(str)

@@ -1,0 +1,65 @@
+"""Shared fixtures: the bundled data and configs, and a real MLflow store per test."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from lifecycle.config import config_as_json, load_config, parse_config
+
+ROOT = Path(__file__).resolve().parents[1]
+AMES_CONFIG = ROOT / "configs" / "ames.yaml"
+TELCO_CONFIG = ROOT / "configs" / "telco_churn.yaml"
+AMES_DATA = ROOT / "data" / "ames.csv.gz"
+TELCO_DATA = ROOT / "data" / "telco_churn.csv.gz"
+
+
+@pytest.fixture(scope="session")
+def ames_config():
+    return load_config(AMES_CONFIG)
+
+
+@pytest.fixture(scope="session")
+def telco_config():
+    return load_config(TELCO_CONFIG)
+
+
+@pytest.fixture(scope="session")
+def ames_raw() -> pd.DataFrame:
+    return pd.read_csv(AMES_DATA)
+
+
+@pytest.fixture(scope="session")
+def telco_raw() -> pd.DataFrame:
+    return pd.read_csv(TELCO_DATA)
+
+
+def quick(config, **training):
+    """The same config with a small search space, so a test fits in seconds."""
+    raw = config.model_dump(mode="json")
+    raw["training"] = training or {
+        "cv_folds": 3,
+        "search_space": [
+            {"estimator": "ridge", "params": {"alpha": [10.0]}}
+            if config.task == "regression"
+            else {"estimator": "logistic_regression", "params": {"C": [1.0]}}
+        ],
+    }
+    return parse_config(raw)
+
+
+@pytest.fixture
+def mlflow_store(tmp_path, monkeypatch) -> str:
+    """A real MLflow tracking store and registry on SQLite, private to the test."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    import mlflow
+
+    mlflow.set_tracking_uri(uri)
+    yield uri
+    mlflow.set_tracking_uri(None)
+
+
+__all__ = ["quick", "config_as_json"]

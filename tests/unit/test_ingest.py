@@ -1,0 +1,45 @@
+import gzip
+import hashlib
+
+import pandas as pd
+import pytest
+
+from lifecycle.ingest import IngestError, ingest_table
+from tests.conftest import AMES_DATA
+
+
+def test_reads_gzipped_csv_and_fingerprints_it():
+    table = ingest_table(str(AMES_DATA))
+    assert table.frame.shape == (2930, 74)
+    assert table.sha256 == hashlib.sha256(AMES_DATA.read_bytes()).hexdigest()
+    assert table.summary == {"source_uri": str(AMES_DATA), "rows": 2930, "columns": 74, "sha256": table.sha256}
+
+
+def test_reads_parquet(tmp_path, telco_raw):
+    path = tmp_path / "churn.parquet"
+    telco_raw.to_parquet(path)
+    table = ingest_table(str(path))
+    pd.testing.assert_frame_equal(table.frame, telco_raw)
+
+
+@pytest.mark.parametrize(
+    "name, content, message",
+    [
+        ("empty.csv", b"", r"empty\.csv is empty \(0 bytes\)"),
+        ("header.csv", b"a,b,c\n", r"header\.csv has a header but no data rows"),
+        ("blank.csv", b"\n\n", r"blank\.csv is empty: no header and no rows"),
+        ("image.png", b"\x89PNG\r\n", r"image\.png is neither CSV nor Parquet"),
+        ("fake.parquet", b"not parquet at all", r"fake\.parquet could not be read as Parquet"),
+        ("binary.csv", gzip.compress(b"x") + b"\xff\xfe\x00", r"binary\.csv could not be read as CSV"),
+    ],
+)
+def test_unreadable_files_are_named(tmp_path, name, content, message):
+    path = tmp_path / name
+    path.write_bytes(content)
+    with pytest.raises(IngestError, match=message):
+        ingest_table(str(path))
+
+
+def test_missing_path_is_named(tmp_path):
+    with pytest.raises(IngestError, match=f"file not found: {tmp_path}/nowhere.csv"):
+        ingest_table(str(tmp_path / "nowhere.csv"))
