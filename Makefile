@@ -22,7 +22,7 @@ run: venv
 
 ## Score the bundled rows with the champion through the batch-scoring pipeline.
 score: venv
-	$(BIN)/python -m pipelines.run_local --score --config $(CONFIG)
+	$(BIN)/python -m pipelines.run_local score --config $(CONFIG)
 
 ## The whole test suite (unit, kfp.local pipelines, compile checks).
 test: venv

@@ -69,7 +69,7 @@ def register_model(
             "git_commit": git_commit,
             "pipeline_run_id": pipeline_run_id,
         },
-        artifacts={"reports": Path(evaluation_report.path), "validation": Path(validation_report.path)},
+        artifacts={"evaluation.html": Path(evaluation_report.path), "validation.md": Path(validation_report.path)},
         params={"candidate": model.metadata.get("candidate", ""), "dataset": cfg.name, "promotion_margin": promotion_margin},
     )
     print(json.dumps(registration.to_dict(), indent=2))

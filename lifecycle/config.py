@@ -68,13 +68,14 @@ class ValidationRules(_Strict):
 
 class Processing(_Strict):
     drop_duplicates: bool = True
-    # Values that stand for a level, not a missing measurement (e.g. an empty veneer type = "None").
-    fill_values: dict[str, str | float] = {}
     # Clip numeric columns to [low, high] after validation: limits the pull of extreme values.
     clip: dict[str, tuple[float | None, float | None]] = {}
 
 
 class Features(_Strict):
+    # Blanks that stand for a level, not a missing measurement (an empty veneer type = "None").
+    # Filled by the model's first step, so raw rows sent to a server get the same treatment.
+    fill_values: dict[str, str | float] = {}
     # New columns as `DataFrame.eval` expressions over the input columns.
     derived: dict[str, str] = {}
     drop: list[str] = []
@@ -141,7 +142,7 @@ class DatasetConfig(_Strict):
                 problems.append("target.transform applies to regression only")
         named = set(self.columns) | set(self.features.derived)
         for section, names in (
-            ("processing.fill_values", self.processing.fill_values),
+            ("features.fill_values", self.features.fill_values),
             ("processing.clip", self.processing.clip),
             ("features.drop", self.features.drop),
         ):

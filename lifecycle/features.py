@@ -16,14 +16,16 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from lifecycle.config import DatasetConfig
 
 
-class DerivedFeatures(TransformerMixin, BaseEstimator):
-    """Adds columns computed by `DataFrame.eval` expressions, e.g. {"Total_SF": "A + B"}.
+class PrepareInputs(TransformerMixin, BaseEstimator):
+    """Fills blanks that mean a level and adds columns computed by `DataFrame.eval` expressions
+    (e.g. {"Total_SF": "A + B"}).
 
     A top-level class (not a FunctionTransformer around a lambda) so the model can be stored
     in skops format, which refuses functions it cannot name.
     """
 
-    def __init__(self, expressions: dict[str, str] | None = None):
+    def __init__(self, fill_values: dict | None = None, expressions: dict[str, str] | None = None):
+        self.fill_values = fill_values
         self.expressions = expressions
 
     def fit(self, X, y=None):
@@ -32,6 +34,8 @@ class DerivedFeatures(TransformerMixin, BaseEstimator):
 
     def transform(self, X):
         out = X.copy()
+        for name, value in (self.fill_values or {}).items():
+            out[name] = out[name].fillna(value)
         for name, expression in (self.expressions or {}).items():
             out[name] = out.eval(expression, engine="python").astype("float64")
         return out
@@ -70,7 +74,8 @@ def build_featurizer(config: DatasetConfig) -> Pipeline:
         ],
         remainder="drop",
     )
-    return Pipeline([("derive", DerivedFeatures(dict(config.features.derived))), ("columns", columns)])
+    prepare = PrepareInputs(dict(config.features.fill_values), dict(config.features.derived))
+    return Pipeline([("prepare", prepare), ("columns", columns)])
 
 
 def features_and_target(frame: pd.DataFrame, config: DatasetConfig) -> tuple[pd.DataFrame, pd.Series]:

@@ -8,7 +8,7 @@ from lifecycle.config import DatasetConfig
 
 
 def process_frame(frame: pd.DataFrame, config: DatasetConfig) -> pd.DataFrame:
-    """Keeps the configured columns with deliberate dtypes, fills level-meaning blanks, clips.
+    """Keeps the configured columns with deliberate dtypes, clips, drops duplicates.
 
     Dtypes are fixed here (float for numbers, object strings for categories) so the model's
     signature does not depend on which rows happened to hold a NaN.
@@ -22,9 +22,6 @@ def process_frame(frame: pd.DataFrame, config: DatasetConfig) -> pd.DataFrame:
             out[name] = pd.to_numeric(out[name]).astype("float64")
         else:
             out[name] = out[name].astype("string").astype(object).where(out[name].notna(), None)
-    for name, value in config.processing.fill_values.items():
-        if name in out:
-            out[name] = out[name].fillna(value)
     for name, (low, high) in config.processing.clip.items():
         if name in out:
             out[name] = out[name].clip(lower=low, upper=high)

@@ -29,7 +29,7 @@ CHALLENGER = "challenger"
 # so an unreviewed class never reaches the registry.
 TRUSTED_MODEL_TYPES = frozenset(
     {
-        "lifecycle.features.DerivedFeatures",
+        "lifecycle.features.PrepareInputs",
         "numpy.dtype",
         # MLflow leaves this out by default because its node indices are unchecked; the models
         # here are our own.
@@ -161,8 +161,8 @@ def register_model(
         mlflow.log_params(params)
         mlflow.log_metrics(metrics)
         mlflow.log_dict(config.model_dump(mode="json"), "config.json")
-        for name, path in artifacts.items():
-            mlflow.log_artifact(str(path), artifact_path=name)
+        for file_name, path in artifacts.items():
+            mlflow.log_text(path.read_text(), f"reports/{file_name}")
         info = mlflow.sklearn.log_model(
             model,
             name="model",

@@ -96,7 +96,7 @@ def _check_range(name: str, values: pd.Series, low, high, out: list[Finding]) ->
 
 
 def _check_column(name, series, spec, config: DatasetConfig, report: ValidationReport) -> None:
-    fill = config.processing.fill_values
+    fill = config.features.fill_values
     limit = spec.max_null_fraction if spec.max_null_fraction is not None else config.validation.max_null_fraction
     if name not in fill:
         null_fraction = float(series.isna().mean())

@@ -1,6 +1,7 @@
 """The batch-scoring pipeline: a registered model scores a file of rows, chunk by chunk."""
 
 from kfp import dsl
+from kfp.dsl import Dataset
 
 from components.score import score_batch
 from pipelines.settings import sized, with_mlflow
@@ -16,7 +17,7 @@ def batch_scoring(
     model_alias: str = "champion",
     chunk_rows: int = 50000,
     output_uri: str = "",
-):
+) -> Dataset:
     """Scores `input_uri` with the model that holds `model_alias`.
 
     Args:
@@ -25,9 +26,12 @@ def batch_scoring(
         model_alias: Alias of the version to use.
         chunk_rows: Rows read and scored at a time (bounds memory).
         output_uri: Optional local path or s3:// URI for a copy of the predictions.
+
+    Returns:
+        The predictions (Parquet), with rows and chunks in the metadata.
     """
     # Never cached: the alias may point at a new version with the same inputs.
-    with_mlflow(
+    score = with_mlflow(
         sized(
             score_batch(
                 model_uri=f"models:/{model_name}@{model_alias}",
@@ -38,3 +42,4 @@ def batch_scoring(
             "compute",
         )
     )
+    return score.outputs["predictions"]

@@ -1,6 +1,7 @@
 """Runs the training pipeline on this machine with kfp.local: no cluster, MLflow on SQLite.
 
-    python -m pipelines.run_local [--config configs/ames.yaml] [--workdir .local]
+    python -m pipelines.run_local [train] [--config configs/ames.yaml] [--workdir .local]
+    python -m pipelines.run_local score [--config configs/ames.yaml] [--input-uri FILE]
 
 MLFLOW_TRACKING_URI is honoured; without it the registry is a SQLite file in the work directory.
 """
@@ -49,14 +50,26 @@ def ensure_experiment(model_name: str, artifact_root: str) -> None:
         client.create_experiment(model_name, artifact_location=f"{artifact_root}/{model_name}")
 
 
-def run_training(config_path: str, workdir: Path, data_uri: str | None = None, model_name: str | None = None, margin: float | None = None) -> dict:
-    """Runs `training` through kfp.local and returns the register step's summary."""
+def init_local_runner(workdir: Path) -> None:
     from kfp import local
 
-    from lifecycle.config import config_as_json, load_config
+    local.init(
+        runner=local.SubprocessRunner(use_venv=False),
+        pipeline_root=str((workdir / "pipeline_root").resolve()),
+        raise_on_error=True,
+    )
+
+
+def run_training(config, workdir: Path, data_uri: str | None = None, model_name: str | None = None, margin: float | None = None) -> dict:
+    """Runs `training` through kfp.local and returns the register step's summary.
+
+    `config` is a DatasetConfig or the path of its YAML file.
+    """
+    from lifecycle.config import DatasetConfig, config_as_json, load_config
     from pipelines.training import training
 
-    config = load_config(config_path)
+    if not isinstance(config, DatasetConfig):
+        config = load_config(config)
     # kfp.local runs ParallelFor iterations as concurrent processes on this one machine; OpenMP
     # (HistGradientBoosting) spinning in every one of them oversubscribes the cores and runs
     # many times slower than one thread each.
@@ -65,19 +78,29 @@ def run_training(config_path: str, workdir: Path, data_uri: str | None = None, m
     name = model_name or config.registry.model_name
     if artifact_root:
         ensure_experiment(name, artifact_root)
-    local.init(
-        runner=local.SubprocessRunner(use_venv=False),
-        pipeline_root=str((workdir / "pipeline_root").resolve()),
-        raise_on_error=True,
-    )
+    init_local_runner(workdir)
+    data_uri = data_uri or config.data_uri
+    if "://" not in data_uri:
+        data_uri = str(Path(data_uri).resolve())  # tasks may run in another directory
     run = training(
         config=config_as_json(config),
-        data_uri=data_uri or config.data_uri,
+        data_uri=data_uri,
         model_name=name,
         promotion_margin=config.registry.margin if margin is None else margin,
         git_commit=git_commit(),
     )
     return run.output
+
+
+def run_scoring(input_uri: str, model_name: str, workdir: Path, alias: str = "champion", chunk_rows: int = 50000, output_uri: str = "") -> dict:
+    """Runs `batch-scoring` through kfp.local; returns rows scored and where the predictions are."""
+    from pipelines.batch_scoring import batch_scoring
+
+    prepare_tracking(workdir)
+    init_local_runner(workdir)
+    run = batch_scoring(input_uri=input_uri, model_name=model_name, model_alias=alias, chunk_rows=chunk_rows, output_uri=output_uri)
+    predictions = run.output
+    return {"rows": int(predictions.metadata["rows"]), "chunks": int(predictions.metadata["chunks"]), "predictions": predictions.path, "copied_to": output_uri}
 
 
 def print_summary(registration: dict, seconds: float, workdir: Path) -> None:
@@ -93,32 +116,54 @@ def print_summary(registration: dict, seconds: float, workdir: Path) -> None:
     print(f"wall time  {seconds:.1f} s")
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", default=DEFAULT_CONFIG, help=f"data-set config (default {DEFAULT_CONFIG})")
-    parser.add_argument("--data-uri", help="override the config's data_uri (local path or s3://)")
-    parser.add_argument("--model-name", help="override the config's registry.model_name")
-    parser.add_argument("--margin", type=float, help="override the config's registry.margin")
-    parser.add_argument("--workdir", default=DEFAULT_WORKDIR, help=f"pipeline root and default MLflow store (default {DEFAULT_WORKDIR})")
-    parser.add_argument("--json", action="store_true", help="print the registration as JSON")
-    args = parser.parse_args(argv)
+    commands = parser.add_subparsers(dest="command")
+    train = commands.add_parser("train", help="train, evaluate and register (the default)")
+    score = commands.add_parser("score", help="score a file with a registered model (batch-scoring)")
+    for sub in (train, score):
+        sub.add_argument("--config", default=DEFAULT_CONFIG, help=f"data-set config (default {DEFAULT_CONFIG})")
+        sub.add_argument("--model-name", help="override the config's registry.model_name")
+        sub.add_argument("--workdir", default=DEFAULT_WORKDIR, help=f"pipeline root and default MLflow store (default {DEFAULT_WORKDIR})")
+        sub.add_argument("--json", action="store_true", help="print the result as JSON")
+    train.add_argument("--data-uri", help="override the config's data_uri (local path or s3://)")
+    train.add_argument("--margin", type=float, help="override the config's registry.margin")
+    score.add_argument("--input-uri", help="rows to score (default: the config's data_uri)")
+    score.add_argument("--alias", default="champion", help="model alias to score with (default champion)")
+    score.add_argument("--chunk-rows", type=int, default=50000, help="rows per chunk (bounds memory)")
+    score.add_argument("--output-uri", default="", help="also copy predictions to this path or s3:// URI")
+    if not argv or argv[0] not in ("train", "score", "-h", "--help"):
+        argv = ["train", *argv]
+    return parser.parse_args(argv)
 
-    from lifecycle.config import ConfigError
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    from lifecycle.config import ConfigError, load_config
 
     workdir = Path(args.workdir)
     started = time.perf_counter()
     try:
-        registration = run_training(args.config, workdir, args.data_uri, args.model_name, args.margin)
+        config = load_config(args.config)
+        if args.command == "score":
+            result = run_scoring(
+                args.input_uri or config.data_uri, args.model_name or config.registry.model_name, workdir,
+                args.alias, args.chunk_rows, args.output_uri,
+            )
+        else:
+            result = run_training(config, workdir, args.data_uri, args.model_name, args.margin)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except RuntimeError as exc:  # kfp.local raises this when a task fails; the task's log says why
+    except RuntimeError as exc:  # kfp.local raises this when a task fails; the task's log above says why
         print(f"error: {exc}", file=sys.stderr)
         return 1
     if args.json:
-        print(json.dumps(registration, indent=2, sort_keys=True))
+        print(json.dumps(result, indent=2, sort_keys=True))
+    elif args.command == "score":
+        print(f"\nscored {result['rows']} rows -> {result['predictions']}" + (f" (copied to {result['copied_to']})" if result["copied_to"] else ""))
     else:
-        print_summary(registration, time.perf_counter() - started, workdir)
+        print_summary(result, time.perf_counter() - started, workdir)
     return 0
 
 

@@ -54,6 +54,7 @@ def quick(config, **training):
 def mlflow_store(tmp_path, monkeypatch) -> str:
     """A real MLflow tracking store and registry on SQLite, private to the test."""
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.chdir(tmp_path)  # a SQLite store puts run artifacts in ./mlruns
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     import mlflow
 

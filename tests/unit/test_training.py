@@ -39,7 +39,7 @@ def test_featurizer_handles_unknown_categories(telco_split, telco_config):
     featurizer = build_featurizer(telco_config).fit(X)
     unseen = features_and_target(test, telco_config)[0].head(3).assign(contract="Three year")
     assert featurizer.transform(unseen).shape[0] == 3
-    assert "charges_per_month_of_tenure" in featurizer.named_steps["derive"].transform(unseen)
+    assert "charges_per_month_of_tenure" in featurizer.named_steps["prepare"].transform(unseen)
 
 
 def test_cross_validation_and_selection(telco_split, telco_config):
@@ -63,3 +63,15 @@ def test_fitted_model_is_one_pipeline_on_raw_columns(telco_split, telco_config):
     assert isinstance(model, Pipeline) and list(model.named_steps) == ["features", "model"]
     raw = features_and_target(test, telco_config)[0]
     assert set(model.predict(raw)) <= {"No", "Yes"}
+
+
+def test_level_meaning_blanks_are_filled_inside_the_model(ames_raw, ames_config):
+    """Raw rows with an empty veneer type score the same as rows that say "None"."""
+    train, test = split_frame(process_frame(ames_raw, ames_config), ames_config)
+    assert train["Mas_Vnr_Type"].isna().any()
+    X, _ = features_and_target(train, ames_config)
+    featurizer = build_featurizer(ames_config).fit(X)
+    model = fit_model(train, featurizer, {"estimator": "ridge", "params": {}}, ames_config)
+    rows = features_and_target(test, ames_config)[0].head(20)
+    blank = rows.assign(Mas_Vnr_Type=None)
+    assert (model.predict(blank) == model.predict(blank.assign(Mas_Vnr_Type="None"))).all()
