@@ -44,5 +44,9 @@ def local_runner(workdir):
 def registry_state(model_name: str) -> dict:
     """Every version and alias of a registered model: what "untouched" is checked against."""
     client = MlflowClient(os.environ["MLFLOW_TRACKING_URI"])
+    # search results may omit aliases; get_model_version always carries them.
     versions = client.search_model_versions(f"name='{model_name}'")
-    return {str(v.version): sorted(v.aliases) for v in versions}
+    return {
+        str(v.version): sorted(client.get_model_version(model_name, v.version).aliases)
+        for v in versions
+    }

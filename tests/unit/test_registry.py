@@ -6,7 +6,7 @@ from mlflow.exceptions import MlflowException
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer
 
-from lifecycle.estimators import expand_search_space
+from lifecycle.estimators import build_estimator, expand_search_space
 from lifecycle.evaluation import holdout_metrics
 from lifecycle.features import build_featurizer, features_and_target
 from lifecycle.process import process_frame, split_frame
@@ -22,7 +22,7 @@ def ames_parts(ames_raw, ames_config):
     train, test = split_frame(process_frame(ames_raw, config), config)
     featurizer = build_featurizer(config).fit(features_and_target(train, config)[0])
     good, bad = (
-        Pipeline([("features", featurizer), ("model", __import__("lifecycle.estimators").estimators.build_estimator(c, config))])
+        Pipeline([("features", featurizer), ("model", build_estimator(c, config))])
         .fit(*features_and_target(train, config))
         for c in expand_search_space(config)
     )
