@@ -9,6 +9,8 @@ MLFLOW_TRACKING_URI is honoured; without it the registry is a SQLite file in the
 from __future__ import annotations
 
 import argparse
+import builtins
+import contextlib
 import json
 import os
 import subprocess
@@ -60,6 +62,22 @@ def init_local_runner(workdir: Path) -> None:
     )
 
 
+@contextlib.contextmanager
+def print_restored():
+    """kfp.local indents `print` while a task runs; with concurrent ParallelFor tasks it can restore
+    another task's indenting version instead of the real one."""
+    original = builtins.print
+    try:
+        yield
+    finally:
+        builtins.print = original
+
+
+def latest_run_dir(workdir: Path, pipeline: str) -> Path | None:
+    runs = sorted((workdir / "pipeline_root").glob(f"{pipeline}-*"))
+    return runs[-1].resolve() if runs else None
+
+
 def run_training(config, workdir: Path, data_uri: str | None = None, model_name: str | None = None, margin: float | None = None) -> dict:
     """Runs `training` through kfp.local and returns the register step's summary.
 
@@ -82,13 +100,14 @@ def run_training(config, workdir: Path, data_uri: str | None = None, model_name:
     data_uri = data_uri or config.data_uri
     if "://" not in data_uri:
         data_uri = str(Path(data_uri).resolve())  # tasks may run in another directory
-    run = training(
-        config=config_as_json(config),
-        data_uri=data_uri,
-        model_name=name,
-        promotion_margin=config.registry.margin if margin is None else margin,
-        git_commit=git_commit(),
-    )
+    with print_restored():
+        run = training(
+            config=config_as_json(config),
+            data_uri=data_uri,
+            model_name=name,
+            promotion_margin=config.registry.margin if margin is None else margin,
+            git_commit=git_commit(),
+        )
     return run.output
 
 
@@ -98,7 +117,8 @@ def run_scoring(input_uri: str, model_name: str, workdir: Path, alias: str = "ch
 
     prepare_tracking(workdir)
     init_local_runner(workdir)
-    run = batch_scoring(input_uri=input_uri, model_name=model_name, model_alias=alias, chunk_rows=chunk_rows, output_uri=output_uri)
+    with print_restored():
+        run = batch_scoring(input_uri=input_uri, model_name=model_name, model_alias=alias, chunk_rows=chunk_rows, output_uri=output_uri)
     predictions = run.output
     return {"rows": int(predictions.metadata["rows"]), "chunks": int(predictions.metadata["chunks"]), "predictions": predictions.path, "copied_to": output_uri}
 
@@ -112,7 +132,11 @@ def print_summary(registration: dict, seconds: float, workdir: Path) -> None:
     for name, value in sorted(registration["metrics"].items()):
         print(f"{name:<14} {value:.4f}")
     print(f"tracking   {os.environ['MLFLOW_TRACKING_URI']} (run {registration['run_id']})")
-    print(f"reports    {(workdir / 'pipeline_root').resolve()} (evaluate-model/report, validate-dataset/report)")
+    run_dir = latest_run_dir(workdir, "training")
+    if run_dir:
+        print(f"reports    {run_dir / 'evaluate-model' / 'report'} (HTML)")
+        print(f"           {run_dir / 'validate-dataset' / 'report'} (Markdown)")
+    print(f"           also in MLflow: runs:/{registration['run_id']}/reports/")
     print(f"wall time  {seconds:.1f} s")
 
 
