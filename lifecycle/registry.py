@@ -10,6 +10,11 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
+import time
+import urllib.error
+import urllib.request
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,6 +43,13 @@ TRUSTED_MODEL_TYPES = frozenset(
 )
 # What a server needs to load the model: the same versions that trained it.
 MODEL_REQUIREMENTS = ("scikit-learn", "skops", "numpy", "pandas", "scipy")
+
+# How long register waits for an unreachable tracking server before failing (seconds).
+TRACKING_WAIT_ENV = "TRACKING_SERVER_WAIT_SECONDS"
+DEFAULT_TRACKING_WAIT = 120.0
+# A promotion lock older than this was left by a registration that died; it is broken.
+LOCK_STALE_SECONDS = 600.0
+LOCK_WAIT_SECONDS = 300.0
 
 
 class RegistrationError(RuntimeError):
@@ -73,6 +85,89 @@ def tracking_uri() -> str:
     if not uri:
         raise RegistrationError("MLFLOW_TRACKING_URI is not set: the register step needs a tracking server or store")
     return uri
+
+
+def wait_for_tracking_server(uri: str, budget: float | None = None) -> None:
+    """Returns once an http(s) tracking server answers its health check.
+
+    Retries with exponential backoff (1 s doubling, at most 15 s apart) for `budget` seconds
+    (default: $TRACKING_SERVER_WAIT_SECONDS or 120), then fails naming the URI. Nothing has been
+    written to the registry at that point. Database and file stores need no wait.
+    """
+    if not uri.startswith(("http://", "https://")):
+        return
+    if budget is None:
+        budget = float(os.environ.get(TRACKING_WAIT_ENV) or DEFAULT_TRACKING_WAIT)
+    started = time.monotonic()
+    delay, attempts = 1.0, 0
+    while True:
+        attempts += 1
+        try:
+            with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=10) as response:
+                if response.status == 200:
+                    return
+                problem = f"health check answered HTTP {response.status}"
+        except urllib.error.HTTPError as exc:
+            problem = f"health check answered HTTP {exc.code}"
+        except (OSError, urllib.error.URLError) as exc:
+            problem = str(getattr(exc, "reason", exc))
+        waited = time.monotonic() - started
+        if waited + delay > budget:
+            raise RegistrationError(
+                f"MLflow tracking server {uri} unreachable after {attempts} attempts over {waited:.0f} s "
+                f"({problem}); nothing was registered"
+            )
+        log.warning("MLflow tracking server %s unreachable (%s); retrying in %.0f s", uri, problem, delay)
+        time.sleep(delay)
+        delay = min(delay * 2, 15.0)
+
+
+@contextmanager
+def promotion_lock(client, model_name: str, wait: float = LOCK_WAIT_SECONDS):
+    """One promotion decision at a time for `model_name`, across processes and machines.
+
+    The registry has no compare-and-set for aliases: two registrations deciding at once would both
+    compare against the same champion, and the worse one could move `champion` last. Creating a
+    registered model is atomic (names are unique), so a registered model named
+    `<model_name>.promotion-lock` is the lock, deleted on release. A lock older than
+    LOCK_STALE_SECONDS was left by a registration that died, and is broken.
+    """
+    from mlflow.exceptions import MlflowException
+
+    lock = f"{model_name}.promotion-lock"
+    deadline = time.monotonic() + wait
+    delay = 0.2
+    while True:
+        try:
+            client.create_registered_model(lock, description=f"held by {socket.gethostname()} pid {os.getpid()}")
+            break
+        except MlflowException as exc:
+            if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+                raise
+        _break_stale_lock(client, lock)
+        if time.monotonic() > deadline:
+            raise RegistrationError(f"another registration of {model_name} held the promotion lock {lock!r} for over {wait:.0f} s")
+        time.sleep(delay)
+        delay = min(delay * 2, 5.0)
+    try:
+        yield
+    finally:
+        try:
+            client.delete_registered_model(lock)
+        except Exception as exc:  # it goes stale and is broken later; the registration stands
+            log.error("could not release promotion lock %s: %s", lock, exc)
+
+
+def _break_stale_lock(client, lock: str) -> None:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        held = client.get_registered_model(lock)
+        if time.time() - held.creation_timestamp / 1000 > LOCK_STALE_SECONDS:
+            log.warning("breaking promotion lock %s: %s, taken %.0f s ago", lock, held.description, time.time() - held.creation_timestamp / 1000)
+            client.delete_registered_model(lock)
+    except MlflowException:  # released meanwhile
+        pass
 
 
 def beats(challenger: float, champion: float, metric: str, margin: float) -> bool:
@@ -148,13 +243,16 @@ def register_model(
     import mlflow.sklearn
     from mlflow import MlflowClient
 
-    mlflow.set_tracking_uri(tracking_uri())
-    client = MlflowClient()
-    promotion = decide_promotion(client, model_name, test, config, metrics, margin)
+    uri = tracking_uri()
+    if config.registry.metric not in metrics:
+        raise RegistrationError(f"evaluation produced no {config.registry.metric!r}; it produced {sorted(metrics)}")
     trusted = trusted_types_for(model)
     signature = model_signature(model, train, config)
     X_train, _ = features_and_target(train, config)
 
+    wait_for_tracking_server(uri)
+    mlflow.set_tracking_uri(uri)
+    client = MlflowClient()
     mlflow.set_experiment(model_name)
     tags = {**lineage, "dataset": config.name, "task": config.task}
     with mlflow.start_run(run_name=f"{model_name}-{lineage.get('pipeline_run_id') or 'local'}", tags=tags) as run:
@@ -172,17 +270,27 @@ def register_model(
             input_example=X_train.head(5),
             pip_requirements=_pinned_requirements(),
         )
-        version = mlflow.register_model(info.model_uri, model_name, tags={**tags, **{k: f"{v:.6g}" for k, v in metrics.items()}})
         try:
-            previous_challenger = _alias_version(client, model_name, CHALLENGER)
-            client.set_registered_model_alias(model_name, CHALLENGER, version.version)
-            aliases = [CHALLENGER]
-            if promotion.promote:
-                client.set_registered_model_alias(model_name, CHAMPION, version.version)
-                aliases.append(CHAMPION)
-            client.set_model_version_tag(model_name, version.version, "promotion", promotion.reason)
+            version = mlflow.register_model(info.model_uri, model_name, tags={**tags, **{k: f"{v:.6g}" for k, v in metrics.items()}})
         except Exception as exc:
-            _withdraw(client, model_name, version.version, previous_challenger)
+            # The server may have created the version before the failure reached us.
+            for orphan in _versions_of_run(client, model_name, run.info.run_id):
+                _withdraw(client, model_name, orphan, {})
+            raise RegistrationError(f"registering {model_name} from run {run.info.run_id} failed: {exc}") from exc
+        previous: dict[str, str | None] = {}
+        try:
+            with promotion_lock(client, model_name):
+                # Decided under the lock, against the champion as it is now.
+                promotion = decide_promotion(client, model_name, test, config, metrics, margin)
+                previous = {alias: _alias_version(client, model_name, alias) for alias in (CHALLENGER, CHAMPION)}
+                client.set_registered_model_alias(model_name, CHALLENGER, version.version)
+                aliases = [CHALLENGER]
+                if promotion.promote:
+                    client.set_registered_model_alias(model_name, CHAMPION, version.version)
+                    aliases.append(CHAMPION)
+                client.set_model_version_tag(model_name, version.version, "promotion", promotion.reason)
+        except Exception as exc:
+            _withdraw(client, model_name, version.version, previous)
             raise RegistrationError(f"registering {model_name} v{version.version} failed and was rolled back: {exc}") from exc
         mlflow.set_tags({"registered_version": version.version, "promoted": str(promotion.promote).lower()})
     return Registration(
@@ -205,11 +313,23 @@ def _alias_version(client, model_name: str, alias: str) -> str | None:
         return None
 
 
-def _withdraw(client, model_name: str, version: str, previous_challenger: str | None) -> None:
-    """Best effort: the half-registered version goes, the old challenger comes back."""
+def _versions_of_run(client, model_name: str, run_id: str) -> list[str]:
+    try:
+        return [str(v.version) for v in client.search_model_versions(f"name='{model_name}' and run_id='{run_id}'")]
+    except Exception as exc:
+        log.error("could not look for versions of %s from run %s: %s", model_name, run_id, exc)
+        return []
+
+
+def _withdraw(client, model_name: str, version: str, previous: dict[str, str | None]) -> None:
+    """Best effort: the half-registered version goes, and aliases it held return to where they were.
+
+    Deleting a version deletes the aliases that point at it, so no alias is left at a missing version.
+    """
     try:
         client.delete_model_version(model_name, version)
-        if previous_challenger is not None:
-            client.set_registered_model_alias(model_name, CHALLENGER, previous_challenger)
+        for alias, earlier in previous.items():
+            if earlier is not None and earlier != version and _alias_version(client, model_name, alias) is None:
+                client.set_registered_model_alias(model_name, alias, earlier)
     except Exception as exc:  # the original failure is the one worth raising
         log.error("could not withdraw %s v%s: %s", model_name, version, exc)

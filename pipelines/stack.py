@@ -1,0 +1,347 @@
+"""The cluster's shape on one machine: an S3 API server and an MLflow tracking server on loopback.
+
+In the cluster, pipeline steps read data from an S3 store, log to an MLflow server whose artifacts
+live in that store, and KServe downloads the registered model from it. `LoopbackStack` runs the
+same shape here, so the network paths are real:
+
+- S3: moto's `ThreadedMotoServer` (MinIO and SeaweedFS servers cannot be installed here), with IAM
+  authentication switched on, so only the stack's own access key is accepted and a wrong key is
+  refused as it would be by the cluster's store.
+- MLflow: a real `mlflow server` process with a SQLite backend and
+  `--no-serve-artifacts --default-artifact-root s3://BUCKET/mlflow`, so registered versions have
+  `s3://` locations that KServe's storage initializer can read.
+
+Clients are configured only through the variables the cluster sets: `MLFLOW_TRACKING_URI`,
+`MLFLOW_S3_ENDPOINT_URL`, `AWS_ENDPOINT_URL`, `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
+`AWS_DEFAULT_REGION` (see `LoopbackStack.environment`).
+
+    python -m pipelines.stack up      # start both, print the environment, wait for Ctrl-C
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+HOST = "127.0.0.1"
+ARTIFACT_BUCKET = "mlflow"
+DATA_BUCKET = "datasets"
+REGION = "us-east-1"
+# Everything a step allowed to use S3 may do; the point of IAM here is the credential check.
+S3_POLICY = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
+
+
+class StackError(RuntimeError):
+    """A part of the stack did not start or stop; the message names it and where its log is."""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        return sock.getsockname()[1]
+
+
+def _http_ok(url: str, timeout: float = 2.0) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return response.status == 200
+    except (OSError, urllib.error.URLError):
+        return False
+
+
+class S3Server:
+    """moto's S3 API in a thread of this process, requiring one IAM user's credentials.
+
+    moto keeps its data in this process, so stopping and starting again on the same port (an
+    outage) keeps buckets, objects and the user.
+    """
+
+    def __init__(self, port: int | None = None):
+        self.port = port or free_port()
+        self._server = None
+        self.access_key: str | None = None
+        self.secret_key: str | None = None
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://{HOST}:{self.port}"
+
+    @property
+    def running(self) -> bool:
+        return self._server is not None
+
+    def start(self) -> None:
+        from moto.server import ThreadedMotoServer
+
+        # moto logs every request through werkzeug; the stack's users want the pipeline's output.
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)
+        self._server = ThreadedMotoServer(ip_address=HOST, port=self.port, verbose=False)
+        self._server.start()
+        if self.access_key is None:
+            self._create_user()
+        self._require_authentication(True)
+
+    def stop(self) -> None:
+        if self._server is None:
+            return
+        self._require_authentication(False)
+        self._server.stop()
+        # ThreadedMotoServer.stop() leaves the socket open; close it so the port can be reused.
+        self._server._server.server_close()
+        self._server = None
+
+    def _create_user(self) -> None:
+        import boto3
+
+        iam = boto3.client(
+            "iam", endpoint_url=self.endpoint, region_name=REGION,
+            aws_access_key_id="bootstrap", aws_secret_access_key="bootstrap",
+        )
+        iam.create_user(UserName="pipelines")
+        iam.put_user_policy(UserName="pipelines", PolicyName="s3", PolicyDocument=json.dumps(S3_POLICY))
+        key = iam.create_access_key(UserName="pipelines")["AccessKey"]
+        self.access_key, self.secret_key = key["AccessKeyId"], key["SecretAccessKey"]
+
+    def _require_authentication(self, required: bool) -> None:
+        # moto's switch is process-wide: 0 checks every request from now on, inf checks none.
+        request = urllib.request.Request(
+            f"{self.endpoint}/moto-api/reset-auth", data=b"0" if required else b"inf", method="POST",
+            headers={"Content-Type": "text/plain"},
+        )
+        with urllib.request.urlopen(request, timeout=10):
+            pass
+
+    def make_buckets(self, *names: str) -> None:
+        from minio import Minio
+
+        client = Minio(f"{HOST}:{self.port}", access_key=self.access_key, secret_key=self.secret_key, secure=False, region=REGION)
+        for name in names:
+            if not client.bucket_exists(name):
+                client.make_bucket(name)
+
+
+class TrackingServer:
+    """`mlflow server` as a child process: SQLite registry, artifacts in S3 (not proxied)."""
+
+    def __init__(self, workdir: Path, artifact_root: str, environment: dict[str, str], port: int | None = None, workers: int = 1):
+        self.workdir = workdir
+        self.artifact_root = artifact_root
+        self.environment = environment
+        self.port = port or free_port()
+        self.workers = workers
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def uri(self) -> str:
+        return f"http://{HOST}:{self.port}"
+
+    @property
+    def database(self) -> Path:
+        return self.workdir / "mlflow.db"
+
+    @property
+    def log_path(self) -> Path:
+        return self.workdir / "mlflow-server.log"
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def command(self) -> list[str]:
+        return [
+            sys.executable, "-m", "mlflow", "server",
+            "--host", HOST,
+            "--port", str(self.port),
+            "--workers", str(self.workers),
+            "--backend-store-uri", f"sqlite:///{self.database}",
+            "--no-serve-artifacts",
+            "--default-artifact-root", self.artifact_root,
+        ]
+
+    def start(self, timeout: float = 90.0) -> None:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        env = {**os.environ, **self.environment}
+        env.pop("MLFLOW_TRACKING_URI", None)
+        with open(self.log_path, "ab") as log_file:
+            # Its own session, so stopping it also stops the uvicorn workers it starts.
+            self.process = subprocess.Popen(
+                self.command(), cwd=self.workdir, env=env, stdout=log_file, stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL, start_new_session=True,
+            )
+        deadline = time.monotonic() + timeout
+        while not _http_ok(f"{self.uri}/health"):
+            if self.process.poll() is not None:
+                raise StackError(f"mlflow server exited with code {self.process.returncode} before it was healthy; see {self.log_path}")
+            if time.monotonic() > deadline:
+                self.stop()
+                raise StackError(f"mlflow server at {self.uri} not healthy after {timeout:.0f} s; see {self.log_path}")
+            time.sleep(0.3)
+
+    def stop(self, timeout: float = 20.0) -> None:
+        if self.process is None:
+            return
+        if self.process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+        # Workers that outlived the parent would keep the port.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process = None
+
+
+class LoopbackStack:
+    """S3 store + MLflow tracking server on loopback ports, torn down by `stop()` (or `with`).
+
+    `workdir` holds the registry database, the server log and the pipeline root; it is left in
+    place after `stop()` for inspection.
+    """
+
+    def __init__(self, workdir: Path, artifact_bucket: str = ARTIFACT_BUCKET, data_bucket: str = DATA_BUCKET):
+        self.workdir = Path(workdir).resolve()
+        self.artifact_bucket = artifact_bucket
+        self.data_bucket = data_bucket
+        self.s3 = S3Server()
+        self.tracking: TrackingServer | None = None
+
+    @property
+    def tracking_uri(self) -> str:
+        return self.tracking.uri
+
+    @property
+    def s3_endpoint(self) -> str:
+        return self.s3.endpoint
+
+    @property
+    def artifact_root(self) -> str:
+        return f"s3://{self.artifact_bucket}/mlflow"
+
+    @property
+    def credentials(self) -> tuple[str, str]:
+        """The access key id and secret key the stack's S3 accepts (for secret-leak checks)."""
+        return self.s3.access_key, self.s3.secret_key
+
+    def s3_environment(self) -> dict[str, str]:
+        return {
+            "AWS_ENDPOINT_URL": self.s3.endpoint,
+            "MLFLOW_S3_ENDPOINT_URL": self.s3.endpoint,
+            "AWS_ACCESS_KEY_ID": self.s3.access_key,
+            "AWS_SECRET_ACCESS_KEY": self.s3.secret_key,
+            "AWS_DEFAULT_REGION": REGION,
+        }
+
+    def environment(self) -> dict[str, str]:
+        """What a step (or a user's shell) needs to use the stack, as the cluster would set it."""
+        return {"MLFLOW_TRACKING_URI": self.tracking.uri, **self.s3_environment()}
+
+    def start(self) -> LoopbackStack:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.s3.start()
+        try:
+            self.s3.make_buckets(self.artifact_bucket, self.data_bucket)
+            self.tracking = TrackingServer(self.workdir / "tracking", self.artifact_root, self.s3_environment())
+            self.tracking.start()
+        except BaseException:
+            self.stop()
+            raise
+        log.info("stack up: MLflow %s, S3 %s", self.tracking.uri, self.s3.endpoint)
+        return self
+
+    def stop(self) -> None:
+        if self.tracking is not None:
+            self.tracking.stop()
+        self.s3.stop()
+
+    def restart_tracking(self) -> None:
+        """Stops the MLflow server and starts it again on the same port, on the same database."""
+        self.tracking.stop()
+        self.tracking.start()
+
+    @contextlib.contextmanager
+    def tracking_down(self) -> Iterator[str]:
+        """The MLflow server stopped for the duration (its URI unanswered), then back."""
+        self.tracking.stop()
+        try:
+            yield self.tracking.uri
+        finally:
+            self.tracking.start()
+
+    @contextlib.contextmanager
+    def s3_down(self) -> Iterator[str]:
+        """The S3 endpoint stopped for the duration (connections refused), then back with its data."""
+        self.s3.stop()
+        try:
+            yield self.s3.endpoint
+        finally:
+            self.s3.start()
+
+    def write_env_file(self) -> Path:
+        """The environment as a shell file only its owner can read (it holds the credentials)."""
+        path = self.workdir / "env"
+        path.touch(mode=0o600)
+        path.chmod(0o600)
+        path.write_text("".join(f"{name}={value}\n" for name, value in self.environment().items()))
+        return path
+
+    def apply_environment(self) -> None:
+        os.environ.update(self.environment())
+
+    def __enter__(self) -> LoopbackStack:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("command", choices=["up"], help="up: start the stack and keep it running until Ctrl-C")
+    parser.add_argument("--workdir", default=".stack", help="registry database, server log (default .stack)")
+    parser.add_argument("--fresh", action="store_true", help="delete the work directory's registry first")
+    args = parser.parse_args(argv)
+    workdir = Path(args.workdir)
+    if args.fresh and workdir.exists():
+        shutil.rmtree(workdir)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    stack = LoopbackStack(workdir)
+    with stack:
+        env_file = stack.write_env_file()
+        print(f"stack up: MLflow {stack.tracking_uri}, S3 {stack.s3_endpoint}")
+        print(f"use it from another shell with: set -a; . {env_file}; set +a")
+        print(f"server log {stack.tracking.log_path}; Ctrl-C stops both", flush=True)
+        stopping = []
+        signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
+        try:
+            while not stopping:
+                if not stack.tracking.running:
+                    print(f"mlflow server exited; see {stack.tracking.log_path}", file=sys.stderr)
+                    return 1
+                time.sleep(1)
+        except KeyboardInterrupt:
+            pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,60 @@
+"""The cluster's data path on loopback: S3 data -> training -> MLflow (artifacts in S3) ->
+KServe's storage download -> the project's predictor, and batch scoring writing to S3."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from mlflow import MlflowClient
+
+from lifecycle.storage import parse_s3_uri, s3_client
+from tests.integration.conftest import MODEL
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def download_uri(stack, trained) -> str:
+    return MlflowClient().get_model_version_download_uri(MODEL, trained.registration["version"])
+
+
+@pytest.fixture(scope="module")
+def model_folder(download_uri, tmp_path_factory) -> Path:
+    """The version's artifacts copied exactly as KServe's storage initializer copies them."""
+    from kserve_storage import Storage
+
+    destination = tmp_path_factory.mktemp("mnt-models")
+    Storage.download(download_uri, str(destination))
+    return destination
+
+
+def test_training_registers_from_s3_data(trained):
+    registration = trained.registration
+    assert registration["aliases"] == ["challenger", "champion"]
+    version = MlflowClient().get_model_version(MODEL, registration["version"])
+    assert version.tags["data_uri"] == trained.data_uri
+    assert version.status == "READY"
+
+
+def test_registered_artifacts_are_in_the_bucket(stack, download_uri):
+    location = parse_s3_uri(download_uri)
+    assert location.bucket == stack.artifact_bucket
+    names = {Path(o.object_name).name for o in s3_client().list_objects(location.bucket, prefix=location.key + "/", recursive=True)}
+    assert {"MLmodel", "model.skops", "requirements.txt"} <= names
+
+
+def test_storage_download_gives_a_loadable_mlflow_model(model_folder, trained):
+    import mlflow.sklearn
+
+    assert (model_folder / "MLmodel").is_file() and (model_folder / "model.skops").is_file()
+    model = mlflow.sklearn.load_model(str(model_folder))
+    assert hasattr(model, "predict")
+
+
+def test_batch_scoring_writes_predictions_to_s3(batch_scored):
+    frame = batch_scored["frame"]
+    assert batch_scored["rows"] == len(frame) == 2930
+    assert list(frame.columns[:2]) == ["row", "prediction"]
+    assert frame["prediction"].notna().all()
+    assert 100_000 < frame["prediction"].median() < 300_000
