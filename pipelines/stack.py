@@ -209,6 +209,85 @@ class TrackingServer:
         self.process = None
 
 
+class PredictorProcess:
+    """The project's KServe predictor (`python -m serving`) on a model folder, as a local process.
+
+    In the cluster the storage initializer copies the version's artifacts to /mnt/models and the
+    predictor serves that folder; here the folder is wherever `kserve_storage.Storage.download`
+    put them.
+    """
+
+    def __init__(self, model_dir: Path, model_name: str, log_path: Path, port: int | None = None):
+        self.model_dir = Path(model_dir)
+        self.model_name = model_name
+        self.log_path = Path(log_path)
+        self.port = port or free_port()
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{HOST}:{self.port}"
+
+    @property
+    def predict_url(self) -> str:
+        return f"{self.url}/v1/models/{self.model_name}:predict"
+
+    def start(self, timeout: float = 120.0) -> None:
+        """Returns once the server reports ready; raises StackError with its last words if it exits."""
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        command = [
+            sys.executable, "-m", "serving", "--model-uri", str(self.model_dir),
+            "--model-name", self.model_name, "--port", str(self.port),
+        ]
+        with open(self.log_path, "ab") as log_file:
+            self.process = subprocess.Popen(
+                command, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+            )
+        deadline = time.monotonic() + timeout
+        while not _http_ok(f"{self.url}/v2/health/ready"):
+            if self.process.poll() is not None:
+                code = self.process.returncode
+                self.process = None
+                raise StackError(f"predictor exited with code {code} before it was ready: {self.last_error()}")
+            if time.monotonic() > deadline:
+                self.stop()
+                raise StackError(f"predictor on {self.url} not ready after {timeout:.0f} s; see {self.log_path}")
+            time.sleep(0.3)
+
+    def last_error(self) -> str:
+        lines = [line for line in self.log_path.read_text(errors="replace").splitlines() if line.strip()]
+        errors = [line for line in lines if line.startswith("error:")]
+        return (errors or lines or [f"no output; see {self.log_path}"])[-1]
+
+    def predict(self, records: list[dict]) -> list:
+        request = urllib.request.Request(
+            self.predict_url, data=json.dumps({"instances": records}).encode(), method="POST",
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return json.loads(response.read())["predictions"]
+
+    def stop(self, timeout: float = 20.0) -> None:
+        if self.process is None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+        self.process = None
+
+    def __enter__(self) -> PredictorProcess:
+        self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
 class LoopbackStack:
     """S3 store + MLflow tracking server on loopback ports, torn down by `stop()` (or `with`).
 

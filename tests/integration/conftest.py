@@ -92,6 +92,24 @@ def trained(stack, ames_s3_uri, quick_ames) -> TrainedFlow:
 
 
 @pytest.fixture(scope="package")
+def download_uri(stack, trained) -> str:
+    """Where the registered version's artifacts physically are (s3:// with this stack)."""
+    from mlflow import MlflowClient
+
+    return MlflowClient().get_model_version_download_uri(MODEL, trained.registration["version"])
+
+
+@pytest.fixture(scope="package")
+def model_folder(download_uri, tmp_path_factory) -> Path:
+    """The version's artifacts copied exactly as KServe's storage initializer copies them."""
+    from kserve_storage import Storage
+
+    destination = tmp_path_factory.mktemp("mnt-models")
+    Storage.download(download_uri, str(destination))
+    return destination
+
+
+@pytest.fixture(scope="package")
 def batch_scored(stack, trained, tmp_path_factory) -> dict:
     """`batch-scoring` with the champion on the S3 data, its predictions copied to S3 and read back."""
     import pandas as pd

@@ -5,28 +5,26 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import json
+
+import numpy as np
+import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
 from lifecycle.storage import parse_s3_uri, s3_client
+from pipelines.stack import PredictorProcess
+from tests.conftest import AMES_DATA
 from tests.integration.conftest import MODEL
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-def download_uri(stack, trained) -> str:
-    return MlflowClient().get_model_version_download_uri(MODEL, trained.registration["version"])
-
-
-@pytest.fixture(scope="module")
-def model_folder(download_uri, tmp_path_factory) -> Path:
-    """The version's artifacts copied exactly as KServe's storage initializer copies them."""
-    from kserve_storage import Storage
-
-    destination = tmp_path_factory.mktemp("mnt-models")
-    Storage.download(download_uri, str(destination))
-    return destination
+def predictor(stack, model_folder):
+    """The project's predictor serving the downloaded folder, as the InferenceService would."""
+    with PredictorProcess(model_folder, "ames", stack.workdir / "logs" / "predictor.log") as running:
+        yield running
 
 
 def test_training_registers_from_s3_data(trained):
@@ -58,3 +56,10 @@ def test_batch_scoring_writes_predictions_to_s3(batch_scored):
     assert list(frame.columns[:2]) == ["row", "prediction"]
     assert frame["prediction"].notna().all()
     assert 100_000 < frame["prediction"].median() < 300_000
+
+
+def test_served_download_predicts_as_batch_scoring(predictor, batch_scored):
+    rows = pd.read_csv(AMES_DATA).head(200).drop(columns=["Sale_Price"])
+    served = predictor.predict(json.loads(rows.to_json(orient="records")))
+    batch = batch_scored["frame"].set_index("row").loc[range(200), "prediction"]
+    np.testing.assert_allclose(served, batch.to_numpy(), rtol=1e-12, atol=0)
