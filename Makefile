@@ -44,3 +44,13 @@ benchmark: venv
 
 clean:
 	rm -rf .local .pytest_cache
+
+.PHONY: stack-up demo-stack
+
+## The cluster's shape on loopback: moto S3 + an mlflow server with S3 artifacts, until Ctrl-C (docs/stack.md).
+stack-up: venv
+	$(BIN)/python -m pipelines.stack up
+
+## S3 data -> training -> MLflow (artifacts in S3) -> KServe download -> predictor, and batch scoring to S3.
+demo-stack: venv
+	$(BIN)/python scripts/demo_stack.py --config $(CONFIG)

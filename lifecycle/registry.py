@@ -3,7 +3,9 @@
 The registered artifact is the whole sklearn pipeline (featurizer + estimator) in skops format,
 with a signature inferred from the training frame, so a server needs only the raw columns.
 A new version always gets alias `challenger`; `champion` moves to it only when it beats the
-current champion on the same holdout by the configured margin.
+current champion on the same holdout by the configured margin. That decision is taken under a
+lock kept in the registry, so registrations running at once cannot both move `champion`.
+An unreachable tracking server is waited for, for a bounded time, before anything is written.
 """
 
 from __future__ import annotations

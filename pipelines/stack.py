@@ -396,13 +396,11 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("command", choices=["up"], help="up: start the stack and keep it running until Ctrl-C")
-    parser.add_argument("--workdir", default=".stack", help="registry database, server log (default .stack)")
-    parser.add_argument("--fresh", action="store_true", help="delete the work directory's registry first")
+    parser.add_argument("--workdir", default=".local/stack", help="registry database, server log, env file (default .local/stack)")
     args = parser.parse_args(argv)
     workdir = Path(args.workdir)
-    if args.fresh and workdir.exists():
-        shutil.rmtree(workdir)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    if workdir.exists():
+        shutil.rmtree(workdir)  # S3 lives in memory: a registry kept from last time would point at nothing
     stack = LoopbackStack(workdir)
     with stack:
         env_file = stack.write_env_file()
@@ -419,6 +417,7 @@ def main(argv: list[str] | None = None) -> int:
                 time.sleep(1)
         except KeyboardInterrupt:
             pass
+        print("stopping the stack", flush=True)
     return 0
 
 
