@@ -15,7 +15,7 @@ Clients are configured only through the variables the cluster sets: `MLFLOW_TRAC
 `MLFLOW_S3_ENDPOINT_URL`, `AWS_ENDPOINT_URL`, `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
 `AWS_DEFAULT_REGION` (see `LoopbackStack.environment`).
 
-    python -m pipelines.stack up      # start both, print the environment, wait for Ctrl-C
+    python -m pipelines.stack up      # start both, write their environment to a file, wait for Ctrl-C
 """
 
 from __future__ import annotations
@@ -111,9 +111,11 @@ class S3Server:
             "iam", endpoint_url=self.endpoint, region_name=REGION,
             aws_access_key_id="bootstrap", aws_secret_access_key="bootstrap",
         )
-        iam.create_user(UserName="pipelines")
-        iam.put_user_policy(UserName="pipelines", PolicyName="s3", PolicyDocument=json.dumps(S3_POLICY))
-        key = iam.create_access_key(UserName="pipelines")["AccessKey"]
+        # moto's IAM is shared by every stack in this process: one user per stack.
+        user = f"pipelines-{self.port}"
+        iam.create_user(UserName=user)
+        iam.put_user_policy(UserName=user, PolicyName="s3", PolicyDocument=json.dumps(S3_POLICY))
+        key = iam.create_access_key(UserName=user)["AccessKey"]
         self.access_key, self.secret_key = key["AccessKeyId"], key["SecretAccessKey"]
 
     def _require_authentication(self, required: bool) -> None:
