@@ -17,7 +17,8 @@ from pipelines.stack import PredictorProcess, StackError
 from tests.integration.conftest import MODEL, assert_aliases_resolve, registry_state
 from tests.integration.registering import train_and_register
 
-pytestmark = pytest.mark.integration
+# Also `pipeline`: they run whole pipelines, which `make test-fast` leaves out.
+pytestmark = [pytest.mark.integration, pytest.mark.pipeline]
 
 
 def output(capfd) -> str:

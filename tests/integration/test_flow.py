@@ -17,7 +17,8 @@ from pipelines.stack import PredictorProcess
 from tests.conftest import AMES_DATA
 from tests.integration.conftest import MODEL
 
-pytestmark = pytest.mark.integration
+# Also `pipeline`: they run whole pipelines, which `make test-fast` leaves out.
+pytestmark = [pytest.mark.integration, pytest.mark.pipeline]
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,8 @@ from mlflow import MlflowClient
 
 from tests.integration.conftest import MODEL
 
-pytestmark = pytest.mark.integration
+# Also `pipeline`: they run whole pipelines, which `make test-fast` leaves out.
+pytestmark = [pytest.mark.integration, pytest.mark.pipeline]
 ROOT = Path(__file__).resolve().parents[2]
 
 
