@@ -92,7 +92,9 @@ def tracking_uri() -> str:
 def wait_for_tracking_server(uri: str, budget: float | None = None) -> None:
     """Returns once an http(s) tracking server answers its health check.
 
-    Retries with exponential backoff (1 s doubling, at most 15 s apart) for `budget` seconds
+    Any answer below 500 counts (a server behind an auth proxy may refuse /health itself);
+    connection errors, timeouts and 5xx (a proxy in front of a restarting server) are retried,
+    with exponential backoff (1 s doubling, at most 15 s apart) for `budget` seconds
     (default: $TRACKING_SERVER_WAIT_SECONDS or 120), then fails naming the URI. Nothing has been
     written to the registry at that point. Database and file stores need no wait.
     """
@@ -105,11 +107,11 @@ def wait_for_tracking_server(uri: str, budget: float | None = None) -> None:
     while True:
         attempts += 1
         try:
-            with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=10) as response:
-                if response.status == 200:
-                    return
-                problem = f"health check answered HTTP {response.status}"
+            with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=10):
+                return
         except urllib.error.HTTPError as exc:
+            if exc.code < 500:
+                return
             problem = f"health check answered HTTP {exc.code}"
         except (OSError, urllib.error.URLError) as exc:
             problem = str(getattr(exc, "reason", exc))
