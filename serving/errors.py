@@ -1,0 +1,40 @@
+"""The one error a client's mistake becomes: a 400 with a JSON body naming the field and the problem."""
+
+from __future__ import annotations
+
+import logging
+
+from kserve.errors import InvalidInput
+
+log = logging.getLogger(__name__)
+
+
+class RequestError(InvalidInput):
+    """A request the model cannot score; `field` says where (e.g. `instances[3].Lot_Area`)."""
+
+    def __init__(self, field: str, problem: str, status: int = 400):
+        super().__init__(f"{field}: {problem}")
+        self.field = field
+        self.problem = problem
+        self.status = status
+
+
+class ModelLoadError(RuntimeError):
+    """The model cannot be served here; the message says why (the server does not start)."""
+
+
+async def request_error_handler(_request, exc: RequestError):
+    from fastapi.responses import ORJSONResponse
+
+    # A client's mistake is not a server event: no traceback in the log.
+    log.debug("rejected request: %s", exc)
+    return ORJSONResponse(
+        status_code=exc.status,
+        content={"error": str(exc), "field": exc.field, "problem": exc.problem},
+    )
+
+
+def install_error_handler(app) -> None:
+    """Registers the handler on KServe's FastAPI app (more specific than KServe's InvalidInput one)."""
+    if RequestError not in app.exception_handlers:
+        app.add_exception_handler(RequestError, request_error_handler)

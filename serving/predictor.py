@@ -1,0 +1,166 @@
+"""The KServe predictor for a registered sklearn pipeline: V1 and V2 in, batched predict, labels and probabilities out."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import orjson
+from kserve import Model
+from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
+
+from serving.batching import DynamicBatcher
+from serving.errors import ModelLoadError, RequestError
+from serving.loading import LoadedModel, load_model
+from serving.schema import InputSchema, Rows, frame_from_columns, records_from_frame, rows_from_v1, rows_from_v2
+
+log = logging.getLogger(__name__)
+
+JSON_CONTENT_TYPES = ("application/json", "application/cloudevents+json", "application/ld+json")
+
+
+@dataclass(frozen=True)
+class BatchSettings:
+    max_batch_size: int = 64  # rows per model call
+    max_wait_ms: float = 0.0  # how long a batch may wait for more rows (0: never wait on purpose)
+    max_request_rows: int = 10_000  # a larger request is refused
+    predict_threads: int = 1  # model calls that may run at once
+
+
+@dataclass
+class _Parsed:
+    rows: Rows
+    protocol: str  # "v1" or "v2"
+    request_id: str | None = None
+
+
+@dataclass
+class Scored:
+    values: np.ndarray  # predictions (labels or numbers)
+    proba: np.ndarray | None  # [rows, classes] for a classifier
+
+
+def _v2_datatype(values: np.ndarray) -> str:
+    if values.dtype.kind == "f":
+        return "FP64"
+    if values.dtype.kind in "iu":
+        return "INT64"
+    if values.dtype.kind == "b":
+        return "BOOL"
+    return "BYTES"
+
+
+class TabularModel(Model):
+    """Serves one MLflow sklearn model; refuses to start if it cannot load or predict it."""
+
+    def __init__(self, name: str, model_uri: str, settings: BatchSettings | None = None):
+        super().__init__(name)
+        self.model_uri = model_uri
+        self.settings = settings or BatchSettings()
+        self.loaded: LoadedModel | None = None
+        self.schema: InputSchema | None = None
+        self.batcher: DynamicBatcher | None = None
+
+    def load(self) -> bool:
+        self.loaded = load_model(self.model_uri)
+        self.schema = InputSchema.from_signature(self.loaded.signature)
+        self.batcher = self._new_batcher()
+        self._warm_up()
+        self.ready = True
+        return self.ready
+
+    def _new_batcher(self) -> DynamicBatcher:
+        s = self.settings
+        return DynamicBatcher(self._score, max_batch_rows=s.max_batch_size, max_wait=s.max_wait_ms / 1000, threads=s.predict_threads)
+
+    def _warm_up(self) -> None:
+        """Scores the model's input example through the request path; a failure stops the server."""
+        example = self.loaded.input_example
+        if example is None:
+            raise ModelLoadError(f"{self.model_uri} has no input example to warm up on (log the model with input_example=)")
+        import pandas as pd
+
+        if not isinstance(example, pd.DataFrame):
+            example = pd.DataFrame(example)
+        rows = rows_from_v1({"instances": records_from_frame(example)}, self.schema, max(len(example), 1))
+        (scored,) = self._score(rows.columns, rows.count, [rows.count])
+        log.info("warm-up prediction on %d example rows: %s", rows.count, scored.values[:3].tolist())
+
+    # Runs in the predict thread: one frame and one model call for the whole batch.
+    def _score(self, columns: dict[str, list], rows: int, sizes: list[int]) -> list[Scored]:
+        frame = frame_from_columns(columns, self.schema)
+        model = self.loaded.model
+        values = np.asarray(model.predict(frame))
+        proba = np.asarray(model.predict_proba(frame)) if self.loaded.classes is not None else None
+        out = []
+        start = 0
+        for size in sizes:
+            end = start + size
+            out.append(Scored(values[start:end], None if proba is None else proba[start:end]))
+            start = end
+        return out
+
+    def __getstate__(self) -> dict[str, Any]:
+        # With --workers > 1 KServe pickles the model into spawned processes; the batcher
+        # (threads, an event loop task) is made anew there.
+        state = self.__dict__.copy()
+        state["batcher"] = None
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        if self.loaded is not None:
+            self.batcher = self._new_batcher()
+        from kserve.model_server import app
+
+        from serving.errors import install_error_handler
+
+        install_error_handler(app)
+
+    def get_input_types(self) -> list[dict]:
+        # The natural datatype per column; requests may also send narrower numeric types.
+        preferred = {"number": "FP64", "integer": "INT64", "string": "BYTES", "boolean": "BOOL"}
+        return [{"name": c.name, "datatype": preferred[c.kind], "shape": [-1]} for c in self.schema.columns]
+
+    def get_output_types(self) -> list[dict]:
+        outputs = [{"name": "prediction", "datatype": "BYTES" if self.loaded.classes else "FP64", "shape": [-1]}]
+        for label in self.loaded.classes or []:
+            outputs.append({"name": f"probability_{label}", "datatype": "FP64", "shape": [-1]})
+        return outputs
+
+    async def preprocess(self, payload: Any, headers: dict[str, str] | None = None) -> _Parsed:
+        content_type = (headers or {}).get("content-type", "")
+        media_type = content_type.split(";", 1)[0].strip().lower()
+        if media_type not in JSON_CONTENT_TYPES:
+            raise RequestError("Content-Type", f"expected application/json, got {content_type or 'no Content-Type header'}")
+        limit = self.settings.max_request_rows
+        if isinstance(payload, InferRequest):
+            return _Parsed(rows_from_v2(payload.inputs, payload.parameters, self.schema, limit), "v2", payload.id)
+        if isinstance(payload, (bytes, bytearray, str)):
+            # "application/json; charset=utf-8" is JSON too, but KServe passes it through undecoded.
+            try:
+                payload = orjson.loads(payload)
+            except orjson.JSONDecodeError as exc:
+                raise RequestError("body", f"is not valid JSON: {exc}") from None
+        return _Parsed(rows_from_v1(payload, self.schema, limit), "v1")
+
+    async def predict(self, payload: _Parsed, headers: dict[str, str] | None = None) -> dict | InferResponse:
+        scored: Scored = await self.batcher.submit(payload.rows.columns, payload.rows.count)
+        if payload.protocol == "v2":
+            return self._v2_response(scored, payload)
+        response: dict[str, Any] = {"predictions": scored.values.tolist()}
+        if scored.proba is not None:
+            classes = self.loaded.classes
+            response["probabilities"] = [dict(zip(classes, row)) for row in scored.proba.tolist()]
+        return response
+
+    def _v2_response(self, scored: Scored, payload: _Parsed) -> InferResponse:
+        n = len(scored.values)
+        outputs = [InferOutput("prediction", [n], _v2_datatype(scored.values), scored.values)]
+        if scored.proba is not None:
+            for i, label in enumerate(self.loaded.classes):
+                outputs.append(InferOutput(f"probability_{label}", [n], "FP64", np.ascontiguousarray(scored.proba[:, i])))
+        return InferResponse(response_id=payload.request_id or str(uuid.uuid4()), model_name=self.name, infer_outputs=outputs)

@@ -1,0 +1,270 @@
+"""Checking request rows against the model's signature, cheaply, and turning them into one frame.
+
+The schema is computed once at load time. Per request the work is a few set operations per
+column over plain Python lists; pandas is touched once per *batch*, in the predict thread.
+The frame gets the dtypes batch scoring gives (`lifecycle.scoring.conform_to_signature`):
+float64 for every numeric column and object strings with None for missing text, so the online
+and batch predictions of the same rows are the same numbers.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from serving.errors import RequestError
+
+NoneType = type(None)
+
+# MLflow column type -> (kind, Python types a JSON value of that column may have)
+_KINDS = {
+    "double": ("number", frozenset({int, float, NoneType})),
+    "float": ("number", frozenset({int, float, NoneType})),
+    "long": ("integer", frozenset({int, float, NoneType})),
+    "integer": ("integer", frozenset({int, float, NoneType})),
+    "string": ("string", frozenset({str, NoneType})),
+    "boolean": ("boolean", frozenset({bool, NoneType})),
+}
+# Open Inference Protocol datatypes each kind accepts.
+_V2_DATATYPES = {
+    "number": frozenset({"FP64", "FP32", "INT64", "INT32", "INT16", "INT8", "UINT64", "UINT32", "UINT16", "UINT8"}),
+    "integer": frozenset({"INT64", "INT32", "INT16", "INT8", "UINT64", "UINT32", "UINT16", "UINT8"}),
+    "string": frozenset({"BYTES"}),
+    "boolean": frozenset({"BOOL"}),
+}
+_JSON_NAMES = {int: "integer", float: "number", str: "string", bool: "boolean", NoneType: "null", list: "array", dict: "object"}
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: str  # MLflow's name: double, long, string, boolean
+    kind: str  # number, integer, string, boolean
+    required: bool
+    allowed: frozenset
+
+
+@dataclass(frozen=True)
+class InputSchema:
+    columns: tuple[Column, ...]
+
+    @property
+    def names(self) -> frozenset[str]:
+        return frozenset(c.name for c in self.columns)
+
+    @classmethod
+    def from_signature(cls, signature) -> "InputSchema":
+        """From an MLflow ModelSignature with named column inputs."""
+        from serving.errors import ModelLoadError
+
+        if signature is None or signature.inputs is None or not signature.inputs.has_input_names():
+            raise ModelLoadError("the model has no input signature with column names; it cannot check requests")
+        columns = []
+        for spec in signature.inputs.inputs:
+            type_name = getattr(spec.type, "name", str(spec.type))
+            if type_name not in _KINDS:
+                raise ModelLoadError(f"column {spec.name!r} has type {type_name!r}, which this server does not accept")
+            kind, allowed = _KINDS[type_name]
+            columns.append(Column(spec.name, type_name, kind, spec.required, allowed))
+        return cls(tuple(columns))
+
+
+@dataclass
+class Rows:
+    """Checked rows as one list per signature column (None for a missing value)."""
+
+    columns: dict[str, list]
+    count: int
+
+
+def _json_type(value: Any) -> str:
+    return _JSON_NAMES.get(type(value), type(value).__name__)
+
+
+def _check_values(column: Column, values: list, field_at) -> None:
+    """Raises RequestError naming the first value that does not fit the column."""
+    types = set(map(type, values))
+    if types <= column.allowed and (NoneType not in types or not column.required):
+        if column.kind == "integer" and float in types:
+            for i, v in enumerate(values):
+                if type(v) is float and not v.is_integer():
+                    raise RequestError(field_at(i), f"expected an integer ({column.type}), got {v!r}")
+        if column.kind in ("number", "integer") and float in types:
+            for i, v in enumerate(values):
+                if type(v) is float and not math.isfinite(v):
+                    raise RequestError(field_at(i), f"expected a finite number, got {v!r}")
+        return
+    for i, v in enumerate(values):
+        if v is None:
+            if column.required:
+                raise RequestError(field_at(i), "is required and may not be null")
+        elif type(v) not in column.allowed:
+            expected = "a number" if column.kind in ("number", "integer") else f"a {column.kind}"
+            raise RequestError(field_at(i), f"expected {expected} ({column.type}), got {_json_type(v)} {_short(v)}")
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _check_count(count: int, where: str, max_rows: int) -> None:
+    if count == 0:
+        raise RequestError(where, "the batch is empty: send at least one row")
+    if count > max_rows:
+        raise RequestError(where, f"the batch has {count} rows, more than the limit of {max_rows} per request")
+
+
+def _check_names(present, schema: InputSchema, where: str) -> None:
+    unknown = sorted(set(present) - schema.names)
+    if unknown:
+        raise RequestError(where, f"unknown column(s): {', '.join(map(str, unknown[:10]))}")
+    missing = [c.name for c in schema.columns if c.required and c.name not in present]
+    if missing:
+        raise RequestError(where, f"missing column(s): {', '.join(missing[:10])}" + (" ..." if len(missing) > 10 else ""))
+
+
+def rows_from_records(records: list, schema: InputSchema, where: str, max_rows: int) -> Rows:
+    """`[{column: value, ...}, ...]`: one object per row."""
+    _check_count(len(records), where, max_rows)
+    names = schema.names
+    for i, record in enumerate(records):
+        if type(record) is not dict:
+            raise RequestError(f"{where}[{i}]", f"expected an object of column values, got {_json_type(record)}")
+        if record.keys() != names:
+            _check_names(record.keys(), schema, f"{where}[{i}]")
+    columns = {}
+    for column in schema.columns:
+        name = column.name
+        values = [r.get(name) for r in records]
+        _check_values(column, values, lambda i: f"{where}[{i}].{name}")
+        columns[name] = values
+    return Rows(columns, len(records))
+
+
+def rows_from_columns(data: dict, schema: InputSchema, where: str, max_rows: int) -> Rows:
+    """`{column: [value, ...], ...}`: one list per column, all the same length."""
+    _check_names(data.keys(), schema, where)
+    count = None
+    columns = {}
+    for column in schema.columns:
+        name = column.name
+        values = data.get(name)
+        if values is None:
+            columns[name] = None
+            continue
+        if type(values) is not list:
+            raise RequestError(f"{where}.{name}", f"expected an array of values, got {_json_type(values)}")
+        if count is None:
+            count = len(values)
+            _check_count(count, where, max_rows)
+        elif len(values) != count:
+            raise RequestError(f"{where}.{name}", f"has {len(values)} values; other columns have {count}")
+        _check_values(column, values, lambda i: f"{where}.{name}[{i}]")
+        columns[name] = values
+    if count is None:
+        _check_count(0, where, max_rows)
+    for name, values in columns.items():
+        if values is None:
+            columns[name] = [None] * count
+    return Rows(columns, count)
+
+
+def rows_from_v1(body: Any, schema: InputSchema, max_rows: int) -> Rows:
+    """A V1 body: `instances` or `inputs`, as a list of records or an object of columns."""
+    if type(body) is not dict:
+        raise RequestError("body", f"expected a JSON object with 'instances' or 'inputs', got {_json_type(body)}")
+    keys = [k for k in ("instances", "inputs") if k in body]
+    if len(keys) != 1:
+        problem = "has both 'instances' and 'inputs'; send one" if keys else "expected key 'instances' (or 'inputs')"
+        raise RequestError("body", problem)
+    where = keys[0]
+    data = body[where]
+    if type(data) is list:
+        return rows_from_records(data, schema, where, max_rows)
+    if type(data) is dict:
+        return rows_from_columns(data, schema, where, max_rows)
+    raise RequestError(where, f"expected an array of row objects or an object of column arrays, got {_json_type(data)}")
+
+
+def rows_from_v2(inputs: list, parameters: dict | None, schema: InputSchema, max_rows: int) -> Rows:
+    """Open Inference Protocol: one named 1-D tensor (or [n, 1]) per column."""
+    content_type = (parameters or {}).get("content_type")
+    if content_type not in (None, "pd"):
+        raise RequestError("parameters.content_type", f"expected 'pd' (one tensor per column) or none, got {content_type!r}")
+    by_name = {}
+    for i, tensor in enumerate(inputs):
+        if tensor.name in by_name:
+            raise RequestError(f"inputs[{i}].name", f"column {tensor.name!r} is sent twice")
+        by_name[tensor.name] = (i, tensor)
+    _check_names(by_name.keys(), schema, "inputs")
+    count = None
+    columns = {}
+    for column in schema.columns:
+        if column.name not in by_name:
+            columns[column.name] = None
+            continue
+        i, tensor = by_name[column.name]
+        where = f"inputs[{i}] ({column.name})"
+        shape = list(tensor.shape or [])
+        if not (len(shape) == 1 or (len(shape) == 2 and shape[1] == 1)) or any(type(s) is not int or s < 0 for s in shape):
+            raise RequestError(f"{where}.shape", f"expected [rows] or [rows, 1], got {shape}")
+        if tensor.datatype not in _V2_DATATYPES[column.kind]:
+            raise RequestError(
+                f"{where}.datatype",
+                f"column type {column.type} takes {'/'.join(sorted(_V2_DATATYPES[column.kind]))}, got {tensor.datatype}",
+            )
+        values = tensor.data
+        if isinstance(values, np.ndarray):
+            values = values.tolist()
+        if type(values) is not list:
+            raise RequestError(f"{where}.data", f"expected an array, got {_json_type(values)}")
+        if values and type(values[0]) is list:
+            if any(type(v) is not list or len(v) != 1 for v in values):
+                raise RequestError(f"{where}.data", "expected one value per row")
+            values = [v[0] for v in values]
+        if len(values) != shape[0]:
+            raise RequestError(f"{where}.data", f"has {len(values)} values but shape {shape} says {shape[0]}")
+        if count is None:
+            count = len(values)
+            _check_count(count, "inputs", max_rows)
+        elif len(values) != count:
+            raise RequestError(f"{where}.shape", f"has {len(values)} rows; other columns have {count}")
+        if column.kind == "string":
+            # Clients may send BYTES as base64-free UTF-8 strings only (JSON has no bytes).
+            values = [v.decode("utf-8", "replace") if type(v) is bytes else v for v in values]
+        _check_values(column, values, lambda i: f"{where}.data[{i}]")
+        columns[column.name] = values
+    if count is None:
+        _check_count(0, "inputs", max_rows)
+    for name, values in columns.items():
+        if values is None:
+            columns[name] = [None] * count
+    return Rows(columns, count)
+
+
+def frame_from_columns(columns: dict[str, list], schema: InputSchema):
+    """One DataFrame in signature order, dtypes as batch scoring makes them."""
+    import pandas as pd
+
+    data = {}
+    for column in schema.columns:
+        values = columns[column.name]
+        if column.kind in ("number", "integer"):
+            data[column.name] = np.array(values, dtype="float64")  # None -> NaN
+        elif column.kind == "boolean":
+            data[column.name] = np.array(values, dtype=object)
+        else:
+            array = np.empty(len(values), dtype=object)
+            array[:] = values
+            data[column.name] = array
+    return pd.DataFrame(data, copy=False)
+
+
+def records_from_frame(frame) -> list[dict]:
+    """JSON-ready rows of a frame (NaN -> None), e.g. of the model's input example."""
+    plain = frame.astype(object).where(frame.notna(), None)
+    return [{k: (v.item() if isinstance(v, np.generic) else v) for k, v in row.items()} for row in plain.to_dict("records")]
