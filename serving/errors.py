@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from kserve.errors import InvalidInput
+from kserve.errors import InvalidInput, ModelNotFound
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +26,6 @@ class ModelLoadError(RuntimeError):
 async def request_error_handler(_request, exc: RequestError):
     from fastapi.responses import ORJSONResponse
 
-    # A client's mistake is not a server event: no traceback in the log.
     log.debug("rejected request: %s", exc)
     return ORJSONResponse(
         status_code=exc.status,
@@ -38,3 +37,11 @@ def install_error_handler(app) -> None:
     """Registers the handler on KServe's FastAPI app (more specific than KServe's InvalidInput one)."""
     if RequestError not in app.exception_handlers:
         app.add_exception_handler(RequestError, request_error_handler)
+
+
+class ClientErrorFilter(logging.Filter):
+    """Drops KServe's traceback for a client's mistake it answers itself (a body it cannot decode: 400;
+    an unknown model name: 404): a client's mistake is not a server event."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.exc_info and isinstance(record.exc_info[1], (InvalidInput, ModelNotFound)))

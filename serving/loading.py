@@ -83,10 +83,13 @@ def load_model(model_uri: str) -> LoadedModel:
     if flavor is None:
         raise ModelLoadError(f"{model_uri} has no sklearn flavor (flavors: {', '.join(meta.flavors)})")
     check_sklearn_version(flavor.get("sklearn_version"), sklearn.__version__)
+    model_file = flavor.get("pickled_model", "the model file")
+    if not (path / model_file).is_file():
+        raise ModelLoadError(f"cannot load the sklearn model in {path}: {model_file} is missing")
     try:
         model = mlflow.sklearn.load_model(str(path))
-    except Exception as exc:  # skops refusing a type, a missing project class, ...
-        raise ModelLoadError(f"cannot load the sklearn model in {path}: {type(exc).__name__}: {exc}") from exc
+    except Exception as exc:  # a truncated file, skops refusing a type, a missing project class, ...
+        raise ModelLoadError(f"cannot load the sklearn model in {path}: {model_file} is unreadable ({type(exc).__name__}: {exc})") from exc
     try:
         example = meta.load_input_example(str(path))
     except FileNotFoundError:

@@ -61,6 +61,8 @@ def log_config(access_log: bool) -> dict:
         config["loggers"]["uvicorn.access"]["level"] = "WARNING"
         config["loggers"]["kserve.trace"]["level"] = "WARNING"
     config["loggers"]["serving"] = {"handlers": ["kserve"], "level": "INFO", "propagate": False}
+    config.setdefault("filters", {})["client_errors"] = {"()": "serving.errors.ClientErrorFilter"}
+    config["handlers"]["kserve"].setdefault("filters", []).append("client_errors")
     return config
 
 

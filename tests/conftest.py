@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from lifecycle.config import config_as_json, load_config, parse_config
+from pipelines.run_local import ensure_experiment, run_training
 
 ROOT = Path(__file__).resolve().parents[1]
 AMES_CONFIG = ROOT / "configs" / "ames.yaml"
@@ -61,6 +62,31 @@ def mlflow_store(tmp_path, monkeypatch) -> str:
     mlflow.set_tracking_uri(uri)
     yield uri
     mlflow.set_tracking_uri(None)
+
+
+# The training runs below are shared by every package that needs a model trained by the project's
+# own pipeline (pipeline tests, serving tests): each runs once per session.
+@pytest.fixture(scope="session")
+def workdir(tmp_path_factory) -> Path:
+    """A pipeline root and MLflow store shared by the session's pipeline runs, as `make run` sets them up."""
+    root = tmp_path_factory.mktemp("local")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root / 'mlflow.db'}")
+        patch.setenv("OMP_NUM_THREADS", "1")
+        for name in ("ames-house-prices", "telco-churn", "ames-parquet", "telco-cli"):
+            ensure_experiment(name, str(root / "mlartifacts"))
+        yield root
+
+
+@pytest.fixture(scope="session")
+def ames_run(workdir) -> dict:
+    """The main job on its defaults: the bundled Ames data and config."""
+    return run_training(AMES_CONFIG, workdir)
+
+
+@pytest.fixture(scope="session")
+def telco_run(workdir) -> dict:
+    return run_training(TELCO_CONFIG, workdir)
 
 
 __all__ = ["quick", "config_as_json"]

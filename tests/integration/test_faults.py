@@ -205,10 +205,9 @@ def test_predictor_refuses_a_truncated_model_file(model_folder, tmp_path):
     assert f"cannot load the sklearn model in {folder}" in refusal(folder, tmp_path)
 
 
-@pytest.mark.xfail(strict=True, reason="serving.loading names the model folder and the zip error, not model.skops itself")
 def test_predictor_names_the_truncated_file(model_folder, tmp_path):
     folder = broken_copy(model_folder, tmp_path, "truncated model.skops")
-    assert "model.skops" in refusal(folder, tmp_path)
+    assert "model.skops is unreadable" in refusal(folder, tmp_path)
 
 
 def test_promotion_lock_held_by_another_registration_times_out_by_name(stack):

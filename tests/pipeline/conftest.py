@@ -1,38 +1,13 @@
-"""Whole pipelines through kfp.local, against one real MLflow store (SQLite) for the session."""
+"""Whole pipelines through kfp.local, against the session's MLflow store (`workdir` in tests/conftest.py)."""
 
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import pytest
 from mlflow import MlflowClient
 
-from pipelines.run_local import ensure_experiment, init_local_runner, run_training
-from tests.conftest import AMES_CONFIG, TELCO_CONFIG
-
-
-@pytest.fixture(scope="session")
-def workdir(tmp_path_factory) -> Path:
-    """A pipeline root and MLflow store shared by every pipeline test, as `make run` sets them up."""
-    root = tmp_path_factory.mktemp("local")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root / 'mlflow.db'}")
-        patch.setenv("OMP_NUM_THREADS", "1")
-        for name in ("ames-house-prices", "telco-churn", "ames-parquet", "telco-cli"):
-            ensure_experiment(name, str(root / "mlartifacts"))
-        yield root
-
-
-@pytest.fixture(scope="session")
-def ames_run(workdir) -> dict:
-    """The main job on its defaults: the bundled Ames data and config."""
-    return run_training(AMES_CONFIG, workdir)
-
-
-@pytest.fixture(scope="session")
-def telco_run(workdir) -> dict:
-    return run_training(TELCO_CONFIG, workdir)
+from pipelines.run_local import init_local_runner
 
 
 @pytest.fixture

@@ -1,0 +1,205 @@
+"""Servers for the serving tests, on the models the project's own `training` pipeline registered.
+
+`ames_run` and `telco_run` (tests/conftest.py) train and register once per session; each server
+here is `python -m serving` as a real subprocess on a free loopback port.
+"""
+
+from __future__ import annotations
+
+import math
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pandas as pd
+import pytest
+
+from tests.conftest import ROOT
+
+@dataclass(frozen=True)
+class ServedModel:
+    name: str
+    uri: str  # models:/NAME@champion
+    version: str
+    task: str  # regression | classification
+    target: str
+
+
+def records(frame: pd.DataFrame) -> list[dict]:
+    """JSON rows as a client sends them: missing values as null."""
+    return [{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()} for row in frame.to_dict("records")]
+
+
+def v2_tensors(frame: pd.DataFrame) -> list[dict]:
+    """One named 1-D tensor per column, the Open Inference Protocol's way to send a table."""
+    tensors = []
+    for name, values in records_by_column(frame).items():
+        kind = frame[name].dtype.kind
+        datatype = "FP64" if kind == "f" else "INT64" if kind in "iu" else "BOOL" if kind == "b" else "BYTES"
+        tensors.append({"name": name, "shape": [len(values)], "datatype": datatype, "data": values})
+    return tensors
+
+
+def records_by_column(frame: pd.DataFrame) -> dict[str, list]:
+    return {k: [None if isinstance(v, float) and math.isnan(v) else v for v in values] for k, values in frame.to_dict("list").items()}
+
+
+@pytest.fixture(scope="session")
+def ames_model(ames_run) -> ServedModel:
+    return ServedModel(ames_run["model_name"], f"models:/{ames_run['model_name']}@champion", ames_run["version"], "regression", "Sale_Price")
+
+
+@pytest.fixture(scope="session")
+def telco_model(telco_run) -> ServedModel:
+    return ServedModel(telco_run["model_name"], f"models:/{telco_run['model_name']}@champion", telco_run["version"], "classification", "churn")
+
+
+@pytest.fixture(scope="session")
+def ames_rows(ames_raw) -> pd.DataFrame:
+    """Raw Ames rows as a client has them (no target)."""
+    return ames_raw.drop(columns=["Sale_Price"]).sample(200, random_state=1).reset_index(drop=True)
+
+
+@pytest.fixture(scope="session")
+def telco_rows(telco_raw) -> pd.DataFrame:
+    return telco_raw.drop(columns=["churn"]).sample(200, random_state=1).reset_index(drop=True)
+
+
+def fit_ames(rows: int = 1200):
+    """A small model built from the project's parts (featurizer + gradient boosting on log price), for
+    tests that need a registered model in seconds rather than a whole pipeline run."""
+    import numpy as np
+    from sklearn.compose import TransformedTargetRegressor
+    from sklearn.ensemble import HistGradientBoostingRegressor
+    from sklearn.pipeline import Pipeline
+
+    from lifecycle.config import load_config
+    from lifecycle.features import build_featurizer, features_and_target
+    from lifecycle.process import process_frame
+
+    config = load_config(ROOT / "configs" / "ames.yaml")
+    X, y = features_and_target(process_frame(pd.read_csv(ROOT / config.data_uri), config), config)
+    regressor = HistGradientBoostingRegressor(max_iter=60, max_leaf_nodes=15, early_stopping=False, random_state=0)
+    model = Pipeline([("features", build_featurizer(config)), ("model", TransformedTargetRegressor(regressor=regressor, func=np.log, inverse_func=np.exp))])
+    model.fit(X.iloc[:rows], y.iloc[:rows])
+    return model, X.iloc[:rows], X.iloc[rows:].reset_index(drop=True)
+
+
+def register(model, train: pd.DataFrame, name: str) -> str:
+    """Logs and registers as the training pipeline does (skops, signature, input example, aliases)."""
+    import mlflow
+    import mlflow.sklearn
+    import skops.io
+    from mlflow import MlflowClient
+    from mlflow.models import infer_signature
+
+    trusted = sorted(skops.io.get_untrusted_types(data=skops.io.dumps(model)))
+    mlflow.set_experiment(name)
+    with mlflow.start_run():
+        info = mlflow.sklearn.log_model(
+            sk_model=model, name="model", signature=infer_signature(train, model.predict(train.head(50))),
+            input_example=train.head(5), serialization_format="skops", skops_trusted_types=trusted,
+        )
+    version = mlflow.register_model(info.model_uri, name).version
+    client = MlflowClient()
+    client.set_registered_model_alias(name, "champion", version)
+    client.set_registered_model_alias(name, "challenger", version)
+    return str(version)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Server:
+    url: str
+    name: str
+    process: subprocess.Popen
+    log: Path
+
+    def predict_v1(self, body, **kwargs) -> httpx.Response:
+        return httpx.post(f"{self.url}/v1/models/{self.name}:predict", json=body, timeout=30, **kwargs)
+
+    def infer_v2(self, body, **kwargs) -> httpx.Response:
+        return httpx.post(f"{self.url}/v2/models/{self.name}/infer", json=body, timeout=30, **kwargs)
+
+    def ready(self) -> bool:
+        try:
+            return httpx.get(f"{self.url}/v2/health/ready", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+def start_server(model_uri: str, name: str, log: Path, *extra: str, timeout: float = 120) -> Server:
+    """`python -m serving ...` as a subprocess; returns once /v2/health/ready answers 200."""
+    port = free_port()
+    with open(log, "wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "serving", "--model-uri", model_uri, "--model-name", name, "--port", str(port), *extra],
+            cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        )
+    server = Server(f"http://127.0.0.1:{port}", name, process, log)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited with {process.returncode}:\n{server.output()[-3000:]}")
+        if server.ready():
+            return server
+        time.sleep(0.2)
+    stop_server(server)
+    raise RuntimeError(f"server not ready after {timeout}s:\n{server.output()[-3000:]}")
+
+
+def refusal(model_uri: str, log: Path, timeout: float = 120) -> str:
+    """Starts a server that must exit without ever answering ready; returns what it said."""
+    port = free_port()
+    with open(log, "wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "serving", "--model-uri", model_uri, "--model-name", "m", "--port", str(port)],
+            cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        )
+    server = Server(f"http://127.0.0.1:{port}", "m", process, log)
+    deadline = time.monotonic() + timeout
+    while process.poll() is None:
+        assert not server.ready(), "the server reported ready"
+        if time.monotonic() > deadline:
+            stop_server(server)
+            raise AssertionError(f"server neither ready nor exited after {timeout}s")
+        time.sleep(0.2)
+    assert process.returncode == 1
+    return server.output()
+
+
+def stop_server(server: Server) -> None:
+    if server.process.poll() is None:
+        server.process.send_signal(signal.SIGTERM)
+        try:
+            server.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            server.process.kill()
+            server.process.wait()
+
+
+@pytest.fixture(scope="session")
+def ames_server(ames_model, tmp_path_factory):
+    server = start_server(ames_model.uri, "ames", tmp_path_factory.mktemp("logs") / "ames.log", "--max-request-rows", "500")
+    yield server
+    stop_server(server)
+
+
+@pytest.fixture(scope="session")
+def telco_server(telco_model, tmp_path_factory):
+    server = start_server(telco_model.uri, "telco", tmp_path_factory.mktemp("logs") / "telco.log")
+    yield server
+    stop_server(server)

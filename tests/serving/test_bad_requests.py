@@ -1,0 +1,114 @@
+"""A client's mistake is a 400 with a JSON error naming the field and the problem; never a 500,
+and the server stays up."""
+
+import json
+
+import httpx
+import pytest
+
+from tests.serving.conftest import records, v2_tensors
+
+pytestmark = pytest.mark.pipeline
+
+
+def one_row(ames_rows) -> dict:
+    return records(ames_rows.head(1))[0]
+
+
+def rejected(response: httpx.Response, field: str, problem: str) -> None:
+    assert response.status_code == 400, response.text
+    error = response.json()
+    assert error["field"] == field, error
+    assert problem in error["problem"], error
+    assert f"{field}: " in error["error"]
+
+
+def test_missing_column(ames_server, ames_rows):
+    row = one_row(ames_rows)
+    del row["Gr_Liv_Area"]
+    rejected(ames_server.predict_v1({"instances": [row]}), "instances[0]", "missing column(s): Gr_Liv_Area")
+
+
+def test_unknown_column(ames_server, ames_rows):
+    row = {**one_row(ames_rows), "Bogus_Column": 1}
+    rejected(ames_server.predict_v1({"instances": [row]}), "instances[0]", "unknown column(s): Bogus_Column")
+
+
+def test_wrong_type_names_row_and_column(ames_server, ames_rows):
+    rows = records(ames_rows.head(3))
+    rows[2]["Lot_Area"] = "large"
+    rejected(ames_server.predict_v1({"instances": rows}), "instances[2].Lot_Area", "expected a number")
+
+
+def test_text_where_a_category_is_expected_is_fine_but_a_number_is_not(ames_server, ames_rows):
+    row = one_row(ames_rows)
+    row["Neighborhood"] = 12
+    rejected(ames_server.predict_v1({"instances": [row]}), "instances[0].Neighborhood", "expected a string")
+
+
+@pytest.mark.parametrize("body", [{"instances": []}, {"inputs": []}])
+def test_empty_batch(ames_server, body):
+    key = next(iter(body))
+    rejected(ames_server.predict_v1(body), key, "the batch is empty")
+
+
+def test_batch_over_the_configured_limit(ames_server, ames_rows):
+    rows = records(ames_rows.head(1)) * 501  # the fixture serves with --max-request-rows 500
+    rejected(ames_server.predict_v1({"instances": rows}), "instances", "more than the limit of 500")
+
+
+def test_body_that_is_not_json(ames_server):
+    response = httpx.post(
+        f"{ames_server.url}/v1/models/ames:predict", content=b'{"instances": [', headers={"Content-Type": "application/json"}, timeout=10
+    )
+    assert response.status_code == 400, response.text
+    assert response.json() == {"error": "Unrecognized request format: unexpected end of data: line 1 column 16 (char 15)"}
+
+
+@pytest.mark.parametrize("content_type", [None, "text/plain"])
+def test_body_without_the_json_content_type(ames_server, ames_rows, content_type):
+    headers = {"Content-Type": content_type} if content_type else {}
+    body = json.dumps({"instances": [one_row(ames_rows)]}).encode()
+    for path in ("/v1/models/ames:predict", "/v2/models/ames/infer"):
+        response = httpx.post(f"{ames_server.url}{path}", content=body, headers=headers, timeout=10)
+        assert response.status_code in (400, 415, 422), (path, response.status_code, response.text)
+        if response.status_code == 400 and path.startswith("/v1"):
+            rejected(response, "Content-Type", "expected application/json")
+
+
+def test_v1_without_instances(ames_server):
+    rejected(ames_server.predict_v1({"rows": []}), "body", "expected key 'instances'")
+
+
+def test_v2_wrong_datatype(ames_server, ames_rows):
+    tensors = v2_tensors(ames_rows.head(2))
+    lot = next(t for t in tensors if t["name"] == "Lot_Area")
+    lot["datatype"], lot["data"] = "BYTES", ["a", "b"]
+    response = ames_server.infer_v2({"inputs": tensors})
+    assert response.status_code == 400, response.text
+    assert "Lot_Area" in response.json()["field"] and "got BYTES" in response.json()["problem"]
+
+
+def test_v2_tensors_of_different_lengths(ames_server, ames_rows):
+    tensors = v2_tensors(ames_rows.head(3))
+    tensors[1]["shape"], tensors[1]["data"] = [2], tensors[1]["data"][:2]
+    response = ames_server.infer_v2({"inputs": tensors})
+    assert response.status_code == 400, response.text
+    assert "other columns have 3" in response.json()["problem"]
+
+
+def test_v2_missing_column(ames_server, ames_rows):
+    tensors = [t for t in v2_tensors(ames_rows.head(2)) if t["name"] != "Year_Built"]
+    rejected(ames_server.infer_v2({"inputs": tensors}), "inputs", "missing column(s): Year_Built")
+
+
+def test_unknown_model_is_404_not_500(ames_server, ames_rows):
+    response = httpx.post(f"{ames_server.url}/v1/models/nope:predict", json={"instances": [one_row(ames_rows)]}, timeout=10)
+    assert response.status_code == 404
+
+
+def test_server_is_still_ready_and_answers(ames_server, ames_rows):
+    assert ames_server.ready()
+    assert ames_server.predict_v1({"instances": [one_row(ames_rows)]}).status_code == 200
+    log = ames_server.output()
+    assert "Traceback" not in log, log[max(0, log.find("Traceback") - 1500):][:4000]

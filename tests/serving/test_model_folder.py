@@ -1,0 +1,91 @@
+"""The predictor on a model folder as KServe's storage initializer lays it out, and the checks it makes
+before it reports ready: scikit-learn version, input example warm-up."""
+
+import shutil
+
+import numpy as np
+import pytest
+import sklearn
+import yaml
+from mlflow import MlflowClient
+
+from tests.serving.conftest import records, refusal, start_server, stop_server
+
+pytestmark = pytest.mark.pipeline
+
+
+@pytest.fixture(scope="module")
+def mnt_models(ames_model, tmp_path_factory):
+    """`/mnt/models` as the storage initializer fills it: the files of the registered version's artifact
+    folder, downloaded from the models URI (tests/integration does the same from S3 with kserve_storage)."""
+    import mlflow.artifacts
+
+    folder = tmp_path_factory.mktemp("mnt") / "models"
+    mlflow.artifacts.download_artifacts(artifact_uri=ames_model.uri, dst_path=str(folder))
+    assert MlflowClient().get_model_version_download_uri(ames_model.name, ames_model.version).endswith("/artifacts")
+    return folder
+
+
+def test_storage_initializer_layout_loads_and_serves_as_the_registry_uri(mnt_models, ames_server, ames_rows, tmp_path):
+    assert (mnt_models / "MLmodel").is_file() and (mnt_models / "model.skops").is_file()
+    server = start_server(str(mnt_models), "ames", tmp_path / "mnt.log")
+    try:
+        body = {"instances": records(ames_rows.head(30))}
+        from_folder = server.predict_v1(body)
+        assert from_folder.status_code == 200, from_folder.text
+        assert from_folder.json() == ames_server.predict_v1(body).json()
+    finally:
+        stop_server(server)
+
+
+def edited_copy(mnt_models, tmp_path, edit) -> str:
+    folder = tmp_path / "models"
+    shutil.copytree(mnt_models, folder)
+    meta = yaml.safe_load((folder / "MLmodel").read_text())
+    edit(meta, folder)
+    (folder / "MLmodel").write_text(yaml.safe_dump(meta))
+    return str(folder)
+
+
+def test_refuses_a_model_saved_with_another_scikit_learn(mnt_models, tmp_path):
+    def older(meta, _folder):
+        meta["flavors"]["sklearn"]["sklearn_version"] = "1.5.1"
+
+    said = refusal(edited_copy(mnt_models, tmp_path, older), tmp_path / "refused.log")
+    assert "scikit-learn version mismatch" in said
+    assert "saved with scikit-learn 1.5.1" in said and f"runs scikit-learn {sklearn.__version__}" in said
+
+
+def test_refuses_to_start_without_an_input_example_to_warm_up_on(mnt_models, tmp_path):
+    def no_example(meta, folder):
+        meta.pop("saved_input_example_info", None)
+        for example in folder.glob("input_example*"):
+            example.unlink()
+
+    said = refusal(edited_copy(mnt_models, tmp_path, no_example), tmp_path / "refused.log")
+    assert "no input example to warm up on" in said
+
+
+def test_refuses_a_missing_path(tmp_path):
+    missing = tmp_path / "nowhere"
+    assert f"model path {missing} does not exist" in refusal(str(missing), tmp_path / "refused.log")
+
+
+def test_refuses_an_unknown_registered_model(ames_model, tmp_path):
+    said = refusal("models:/no-such-model@champion", tmp_path / "refused.log")
+    assert "cannot fetch models:/no-such-model@champion" in said
+
+
+def test_two_workers_serve_the_same_answers(ames_model, ames_server, ames_rows, tmp_path):
+    server = start_server(ames_model.uri, "ames", tmp_path / "workers.log", "--workers", "2", "--max-request-rows", "500")
+    try:
+        body = {"instances": records(ames_rows.head(5))}
+        answers = [server.predict_v1(body) for _ in range(6)]
+        assert all(a.status_code == 200 for a in answers), [a.text for a in answers]
+        expected = ames_server.predict_v1(body).json()["predictions"]
+        for answer in answers:
+            np.testing.assert_array_equal(answer.json()["predictions"], expected)
+        bad = server.predict_v1({"instances": []})
+        assert bad.status_code == 400 and bad.json()["field"] == "instances"
+    finally:
+        stop_server(server)
