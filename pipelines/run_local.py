@@ -100,15 +100,23 @@ def run_training(config, workdir: Path, data_uri: str | None = None, model_name:
     data_uri = data_uri or config.data_uri
     if "://" not in data_uri:
         data_uri = str(Path(data_uri).resolve())  # tasks may run in another directory
+    earlier = set((workdir / "pipeline_root").glob("training-*"))
     with print_restored():
-        run = training(
+        training(
             config=config_as_json(config),
             data_uri=data_uri,
             model_name=name,
             promotion_margin=config.registry.margin if margin is None else margin,
             git_commit=git_commit(),
         )
-    return run.output
+    # The steps run inside an exit handler, from which KFP returns no pipeline outputs.
+    run_dir = sorted(set((workdir / "pipeline_root").glob("training-*")) - earlier)[-1]
+    return task_output(run_dir, "register-model")
+
+
+def task_output(run_dir: Path, task: str, name: str = "Output"):
+    """An output parameter of a finished task, as kfp.local wrote it in the run's pipeline root."""
+    return json.loads((run_dir / task / "executor_output.json").read_text())["parameterValues"][name]
 
 
 def run_scoring(input_uri: str, model_name: str, workdir: Path, alias: str = "champion", chunk_rows: int = 50000, output_uri: str = "") -> dict:

@@ -17,6 +17,8 @@ MLFLOW_CONFIG_MAP = "mlflow-client"
 MLFLOW_CONFIG_KEYS = {"MLFLOW_TRACKING_URI": "MLFLOW_TRACKING_URI", "MLFLOW_S3_ENDPOINT_URL": "MLFLOW_S3_ENDPOINT_URL"}
 S3_SECRET = "mlpipeline-minio-artifact"
 S3_SECRET_KEYS = {"accesskey": "AWS_ACCESS_KEY_ID", "secretkey": "AWS_SECRET_ACCESS_KEY"}
+NOTIFY_SECRET = "pipeline-notify"
+NOTIFY_SECRET_KEYS = {"webhook-url": "NOTIFY_WEBHOOK_URL"}
 
 
 def sized(task, profile: str = "light"):
@@ -37,4 +39,10 @@ def with_mlflow(task):
     """Tracking URI and artifact-store credentials; side effects outside KFP, so never cached."""
     with_s3_credentials(task)
     task.set_caching_options(False)
+    return task
+
+
+def with_notify_webhook(task):
+    """The run-notification webhook URL (optional: without the Secret the message is only logged)."""
+    kubernetes.use_secret_as_env(task, NOTIFY_SECRET, NOTIFY_SECRET_KEYS, optional=True)
     return task

@@ -139,3 +139,53 @@ def test_training_parameters_default_to_the_bundled_config(fresh):
     assert params["model_name"]["defaultValue"] == "ames-house-prices"
     assert params["data_uri"]["defaultValue"].endswith(".csv.gz")
     assert {"config", "promotion_margin"} <= params.keys()
+
+
+def test_every_training_step_runs_inside_the_exit_handler_that_notifies(fresh):
+    spec, _ = documents(fresh["training"])
+    root = spec["root"]["dag"]["tasks"]
+    assert set(root) == {"exit-handler-1", "notify-outcome"}
+    notify = root["notify-outcome"]
+    assert notify["triggerPolicy"]["strategy"] == "ALL_UPSTREAM_TASKS_COMPLETED"
+    inputs = notify["inputs"]["parameters"]
+    assert inputs["status"] == {"taskFinalStatus": {"producerTask": "exit-handler-1"}}
+    assert inputs["pipeline_run_id"]["runtimeValue"]["constant"] == "{{$.pipeline_job_uuid}}"
+    assert inputs["model_name"] == {"componentInputParameter": "model_name"}
+    guarded = {name for name, _ in all_tasks(spec)} - {"exit-handler-1", "notify-outcome"}
+    assert {"ingest-dataset", "validate-dataset", "register-model", "deploy-model"} <= guarded
+
+
+def test_deploy_runs_only_when_asked_after_register(fresh):
+    spec, _ = documents(fresh["training"])
+    params = spec["root"]["inputDefinitions"]["parameters"]
+    assert params["deploy"]["defaultValue"] is False and params["deploy"]["parameterType"] == "BOOLEAN"
+    assert params["serving_namespace"]["defaultValue"] == "models"
+    conditions = [
+        (name, task) for name, task in all_tasks(spec)
+        if "deploy-model" in spec["components"].get(task["componentRef"]["name"], {}).get("dag", {}).get("tasks", {})
+    ]
+    assert len(conditions) == 1, "deploy-model should sit in exactly one dsl.If"
+    name, condition = conditions[0]
+    assert condition["triggerPolicy"]["condition"] == "inputs.parameter_values['pipelinechannel--deploy'] == true"
+    assert "register-model" in condition["dependentTasks"]
+    deploy = spec["components"][condition["componentRef"]["name"]]["dag"]["tasks"]["deploy-model"]
+    assert deploy["inputs"]["parameters"]["registration"]["componentInputParameter"] == "pipelinechannel--register-model-Output"
+
+
+def test_deploy_and_notify_get_settings_only_by_reference(fresh):
+    spec, platform = documents(fresh["training"])
+    executors = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+    for executor in ("exec-deploy-model", "exec-notify-outcome"):
+        config_maps = {c["configMapName"] for c in executors[executor].get("configMapAsEnv", [])}
+        assert config_maps == {"mlflow-client"}, executor
+        secrets = {s["secretName"]: s for s in executors[executor]["secretAsEnv"]}
+        assert secrets["mlpipeline-minio-artifact"]["optional"] is True
+    notify_secret = {s["secretName"]: s for s in executors["exec-notify-outcome"]["secretAsEnv"]}["pipeline-notify"]
+    assert notify_secret["keyToEnv"] == [{"envVar": "NOTIFY_WEBHOOK_URL", "secretKey": "webhook-url"}]
+    assert notify_secret["optional"] is True, "without the Secret the run must still start"
+    others = {e: x for e, x in executors.items() if e != "exec-notify-outcome"}
+    assert not any(s["secretName"] == "pipeline-notify" for x in others.values() for s in x.get("secretAsEnv", []))
+    for container in containers(spec).values():
+        assert "NOTIFY_WEBHOOK_URL" not in {e.get("name") for e in container.get("env", [])}
+    for component in ("comp-deploy-model", "comp-notify-outcome"):
+        assert component in spec["components"]

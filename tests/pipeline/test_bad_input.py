@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from lifecycle.config import config_as_json
+from pipelines.run_local import run_training
 from pipelines.training import training
 from tests.conftest import AMES_DATA, quick
 from tests.pipeline.conftest import registry_state
@@ -94,9 +95,9 @@ def test_config_missing_a_required_field(capfd, quick_ames):
     fails(capfd, json.dumps(raw), str(AMES_DATA), "ingest-dataset", "target.name: Field required")
 
 
-def test_parquet_input_trains(ames_raw, tmp_path, quick_ames):
+def test_parquet_input_trains(ames_raw, tmp_path, quick_ames, local_runner):
     """The same pipeline takes Parquet; a quick config keeps it short (it registers a challenger)."""
     path = tmp_path / "ames.parquet"
     ames_raw.to_parquet(path)
-    result = training(config=config_as_json(quick_ames), data_uri=str(path), model_name="ames-parquet").output
+    result = run_training(quick_ames, local_runner, data_uri=str(path), model_name="ames-parquet")
     assert result["version"] == "1" and pd.notna(result["metrics"]["test_rmsle"])

@@ -1,0 +1,283 @@
+"""Telling people how a pipeline run ended: a Slack-compatible message to a webhook.
+
+The message says the run's final state, its name and id, what was registered (read back from the
+MLflow registry, where the register step tagged the version with the run id) and, when the run
+failed, which step failed as far as it can be known:
+
+- KFP 2.17 hands an exit handler the state of the group it guards, not of the step inside that
+  failed: in the cluster the error fields are empty, and kfp.local says "Task exit-handler-1
+  failed.". Whatever message there is, is reported.
+- When the pipeline root is a local directory (kfp.local), every step that finished wrote its
+  executor_output.json there, and a step with output artifacts that failed left its directory
+  without one: those are reported as the failed step(s), with the steps that completed.
+- In the cluster, the failed step and its log are in the KFP UI; the message says so.
+
+Sending never fails the run it reports on: network errors and timeouts are logged. Nothing in the
+message comes from the environment, and URLs in it lose their user:password and query string.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import urllib.error
+import urllib.parse
+import urllib.request
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+WEBHOOK_ENV = "NOTIFY_WEBHOOK_URL"
+POST_TIMEOUT_SECONDS = 10.0
+# Values of these variables are masked wherever they would appear in a message.
+SECRET_ENV = ("AWS_SECRET_ACCESS_KEY", "AWS_ACCESS_KEY_ID", WEBHOOK_ENV, "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN")
+# Slack refuses a section with more than 10 fields or a text over 3000 characters.
+MAX_FIELDS = 10
+MAX_TEXT = 2900
+
+_URL = re.compile(r"\b([a-zA-Z][a-zA-Z0-9+.-]*://)([^\s/?#@]*@)?([^\s?#]*)(\?[^\s#]*)?(#\S*)?")
+
+
+@dataclass
+class RunOutcome:
+    """What is known about a finished run, gathered by the exit task."""
+
+    state: str  # SUCCEEDED, FAILED, CANCELLED
+    pipeline: str
+    job_name: str
+    run_id: str
+    model_name: str
+    error_message: str = ""
+    failed_steps: list[str] = field(default_factory=list)
+    completed_steps: list[str] | None = None  # None: the pipeline root is not on this disk
+    registration: dict[str, Any] | None = None
+    registry_problem: str = ""
+    tracking_uri: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+# ---- gathering -------------------------------------------------------------------------------------
+
+
+def final_status(status: Any) -> dict[str, Any]:
+    """The fields of a `dsl.PipelineTaskFinalStatus` (or the dict the runner passes)."""
+    if isinstance(status, dict):
+        error = status.get("error") or {}
+        return {
+            "state": status.get("state") or "UNKNOWN",
+            "task": status.get("pipeline_task_name") or status.get("pipelineTaskName") or "",
+            "error_message": status.get("error_message") or error.get("message") or "",
+        }
+    return {
+        "state": getattr(status, "state", None) or "UNKNOWN",
+        "task": getattr(status, "pipeline_task_name", "") or "",
+        "error_message": getattr(status, "error_message", None) or "",
+    }
+
+
+def steps_in_pipeline_root(pipeline_root: str, job_name: str, exclude: tuple[str, ...] = ()) -> tuple[list[str], list[str]] | None:
+    """(completed, unfinished) steps of a run whose pipeline root is a local directory, else None.
+
+    kfp.local keeps `<root>/<job name>/<task>/` per step (inside `for-loop-*-iteration-*/` for
+    ParallelFor iterations) and writes executor_output.json there when the step succeeds. A
+    directory without it belongs to a step that started and did not finish.
+    """
+    if not pipeline_root or "://" in pipeline_root or not job_name:
+        return None
+    run_dir = Path(pipeline_root) / job_name
+    if not run_dir.is_dir():
+        return None
+    task_dirs = []
+    for child in sorted(run_dir.iterdir()):
+        if not child.is_dir():
+            continue
+        iteration = re.fullmatch(r"for-loop-\d+-iteration-(\d+)", child.name)
+        if iteration:
+            task_dirs += [(f"{t.name} (iteration {iteration[1]})", t) for t in sorted(child.iterdir()) if t.is_dir()]
+        else:
+            task_dirs.append((child.name, child))
+    completed, unfinished = [], []
+    for name, path in task_dirs:
+        if path.name in exclude:
+            continue
+        done = path / "executor_output.json"
+        if done.exists():
+            completed.append((done.stat().st_mtime, name))
+        else:
+            unfinished.append(name)
+    return [name for _, name in sorted(completed)], unfinished
+
+
+def registered_by_run(model_name: str, run_id: str, client=None) -> dict[str, Any] | None:
+    """The latest version of `model_name` tagged with this pipeline run's id, as the registry has it now."""
+    from mlflow import MlflowClient
+
+    client = client or MlflowClient()
+    escaped = run_id.replace("'", "")
+    versions = client.search_model_versions(f"name='{model_name}' and tags.pipeline_run_id='{escaped}'")
+    if not versions:
+        return None
+    latest = max(versions, key=lambda v: int(v.version))
+    version = client.get_model_version(model_name, latest.version)  # search results may omit aliases
+    metrics = dict(client.get_run(version.run_id).data.metrics) if version.run_id else {}
+    return {
+        "model_name": model_name,
+        "version": str(version.version),
+        "model_uri": f"models:/{model_name}/{version.version}",
+        "aliases": sorted(version.aliases),
+        "promotion": version.tags.get("promotion", ""),
+        "metrics": metrics,
+        "run_id": version.run_id,
+    }
+
+
+def gather_outcome(
+    status: Any,
+    model_name: str,
+    run_id: str,
+    job_name: str,
+    pipeline: str = "training",
+    pipeline_root: str = "",
+    exit_task: str = "",
+    client=None,
+) -> RunOutcome:
+    """Everything the message needs; a registry that cannot be read is reported, not raised."""
+    fields = final_status(status)
+    outcome = RunOutcome(fields["state"], pipeline, job_name, run_id, model_name, error_message=fields["error_message"])
+    steps = steps_in_pipeline_root(pipeline_root, job_name, exclude=(exit_task,) if exit_task else ())
+    if steps is not None:
+        outcome.completed_steps, unfinished = steps
+        if outcome.state != "SUCCEEDED":
+            outcome.failed_steps = unfinished
+    try:
+        import mlflow
+
+        outcome.tracking_uri = mlflow.get_tracking_uri()
+        outcome.registration = registered_by_run(model_name, run_id, client)
+    except Exception as exc:  # the notification still goes out, saying what could not be read
+        outcome.registry_problem = f"{type(exc).__name__}: {exc}"
+        log.warning("could not read the registry: %s", outcome.registry_problem)
+    return outcome
+
+
+# ---- the message -------------------------------------------------------------------------------
+
+
+def strip_url_secrets(text: str) -> str:
+    """URLs keep scheme, host and path; user:password@ and ?query (tokens, signatures) go."""
+    return _URL.sub(lambda m: m.group(1) + m.group(3) + (m.group(5) or ""), text)
+
+
+def redact(text: str, environ: dict[str, str] | None = None) -> str:
+    environ = os.environ if environ is None else environ
+    text = strip_url_secrets(str(text))
+    for name in SECRET_ENV:
+        value = environ.get(name)
+        if value and len(value) >= 4:
+            text = text.replace(value, f"[{name}]")
+    return text
+
+
+def format_metric(value: float) -> str:
+    """0.1076, 0.9364, 22,587: four significant digits, thousands as whole numbers."""
+    return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.4g}"
+
+
+def _field(label: str, value: str) -> dict:
+    return {"type": "mrkdwn", "text": f"*{label}*\n{value}"[:MAX_TEXT]}
+
+
+def _section(text: str) -> dict:
+    return {"type": "section", "text": {"type": "mrkdwn", "text": text[:MAX_TEXT]}}
+
+
+def build_message(outcome: RunOutcome, environ: dict[str, str] | None = None) -> dict:
+    """A Slack-compatible payload: `text` (the notification line, complete on its own) and `blocks`."""
+    succeeded = outcome.state == "SUCCEEDED"
+    icon = ":white_check_mark:" if succeeded else ":x:"
+    verb = "succeeded" if succeeded else outcome.state.lower() if outcome.state else "ended"
+    headline = f"{outcome.pipeline} run {outcome.job_name} {verb}"
+    registration = outcome.registration
+    lines = [f"{icon} {headline} (run id {outcome.run_id})."]
+    metrics_line = None  # in the blocks the metrics are fields
+    fields = []
+    if registration:
+        aliases = ", ".join(registration["aliases"]) or "none"
+        metrics = registration.get("metrics") or {}
+        metric_text = ", ".join(f"{k} {format_metric(v)}" for k, v in sorted(metrics.items()))
+        lines.append(f"Registered {registration['model_name']} version {registration['version']} (aliases: {aliases}).")
+        if metric_text:
+            metrics_line = f"Holdout metrics: {metric_text}."
+            lines.append(metrics_line)
+        if registration.get("promotion"):
+            lines.append(f"Promotion: {registration['promotion']}.")
+        fields += [_field("Model", f"`{registration['model_uri']}`"), _field("Aliases", aliases)]
+        fields += [_field(k, format_metric(v)) for k, v in sorted(metrics.items())]
+    elif succeeded:
+        lines.append(f"No version of {outcome.model_name} tagged with this run was found in the registry.")
+    if outcome.registry_problem:
+        lines.append(f"The registry could not be read: {outcome.registry_problem}")
+    if not succeeded:
+        if outcome.failed_steps:
+            lines.append(f"Failed step: {', '.join(outcome.failed_steps)} (its own message is in its log).")
+        elif outcome.completed_steps is not None:
+            lines.append("The failed step left no trace in the pipeline root (a step without output artifacts); its message is in its log.")
+        else:
+            lines.append("The failed step and its log are shown on the run in the KFP UI.")
+        if outcome.error_message:
+            lines.append(f"Reported error: {outcome.error_message}")
+        if outcome.completed_steps:
+            lines.append(f"Completed steps: {', '.join(outcome.completed_steps)}.")
+    text = redact("\n".join(lines), environ)
+    blocks = [_section(redact(f"{icon} *{headline}*", environ))]
+    body_lines = [redact(line, environ) for line in lines[1:] if line is not metrics_line]
+    if body_lines:
+        blocks.append(_section("\n".join(body_lines)))
+    if fields:
+        blocks.append({"type": "section", "fields": [dict(f, text=redact(f["text"], environ)) for f in fields[:MAX_FIELDS]]})
+    context = f"run id `{outcome.run_id}` · model `{outcome.model_name}`"
+    if outcome.tracking_uri:
+        context += f" · MLflow {outcome.tracking_uri}"
+    blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": redact(context, environ)[:MAX_TEXT]}]})
+    return {"text": text[:MAX_TEXT], "blocks": blocks}
+
+
+# ---- sending -------------------------------------------------------------------------------------
+
+
+def post_message(url: str, message: dict, timeout: float = POST_TIMEOUT_SECONDS) -> tuple[bool, str]:
+    """POSTs the JSON; returns (delivered, what happened). Never raises, never repeats the URL (it is a secret)."""
+    try:
+        host = urllib.parse.urlsplit(url).hostname or "?"
+    except ValueError:
+        host = "?"
+    try:
+        request = urllib.request.Request(
+            url, data=json.dumps(message).encode(), method="POST", headers={"Content-Type": "application/json"}
+        )
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return True, f"webhook at {host} answered HTTP {response.status}"
+    except urllib.error.HTTPError as exc:
+        return False, f"webhook at {host} answered HTTP {exc.code}"
+    except Exception as exc:  # unreachable, timed out, malformed URL: the run's result stands
+        reason = getattr(exc, "reason", exc)
+        return False, f"webhook at {host} not reached: {type(exc).__name__}: {redact(str(reason))}"
+
+
+def send_notification(outcome: RunOutcome, webhook_url: str | None = None, timeout: float = POST_TIMEOUT_SECONDS) -> dict:
+    """Logs the message and, when a webhook is configured ($NOTIFY_WEBHOOK_URL), posts it there."""
+    message = build_message(outcome)
+    print(message["text"], flush=True)
+    url = (os.environ.get(WEBHOOK_ENV, "") if webhook_url is None else webhook_url).strip()
+    if not url:
+        return {"sent": False, "detail": f"no webhook configured (${WEBHOOK_ENV} is empty); message logged only", "message": message}
+    sent, detail = post_message(url, message, timeout)
+    (log.info if sent else log.warning)("notification %s: %s", "sent" if sent else "not sent", detail)
+    print(f"notification {'sent' if sent else 'NOT sent'}: {detail}", flush=True)
+    return {"sent": sent, "detail": detail, "message": message}

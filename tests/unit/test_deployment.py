@@ -1,0 +1,441 @@
+"""Deploying a registered version: the smoke request against a real predictor process, and the
+create/patch/wait logic against a loopback stand-in for the Kubernetes API server.
+
+The registry is real (MLflow on SQLite) with its artifacts in a real S3 API (moto on loopback), so
+registered versions have the s3:// download URIs KServe needs. The predictor is `python -m serving`
+on a free port, loading that version from S3.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import urllib.parse
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pandas as pd
+import pytest
+
+from lifecycle.deployment import (
+    DeploymentError,
+    SmokeTestError,
+    deploy_model,
+    input_example_of,
+    smoke_request,
+    v2_request,
+)
+from pipelines.stack import S3Server
+from tests.serving.conftest import fit_ames, free_port, register, start_server, stop_server
+
+MODEL = "ames-house-prices"
+BUCKET = "mlpipeline"
+ISVC_PATH = re.compile(r"^/apis/serving\.kserve\.io/v1beta1/namespaces/(?P<ns>[^/]+)/inferenceservices(?:/(?P<name>[^/]+))?$")
+
+
+# ---- a registry with S3 artifacts, and the predictor serving its champion -------------------------
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory):
+    """SQLite registry, artifacts in moto S3; one registered Ames version (champion)."""
+    import mlflow
+    from mlflow import MlflowClient
+    from threadpoolctl import threadpool_limits
+
+    root = tmp_path_factory.mktemp("deploy")
+    s3 = S3Server()
+    s3.start()
+    s3.make_buckets(BUCKET)
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    env = {
+        "MLFLOW_TRACKING_URI": uri,
+        "MLFLOW_S3_ENDPOINT_URL": s3.endpoint,
+        "AWS_ACCESS_KEY_ID": s3.access_key,
+        "AWS_SECRET_ACCESS_KEY": s3.secret_key,
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in env.items():
+            patch.setenv(name, value)
+        patch.chdir(root)
+        mlflow.set_tracking_uri(uri)
+        MlflowClient().create_experiment(MODEL, artifact_location=f"s3://{BUCKET}/mlflow/{MODEL}")
+        with threadpool_limits(1):
+            model, train, _ = fit_ames(600)
+        version = register(model, train, MODEL)
+        try:
+            yield {"version": version, "root": root, "tracking_uri": uri}
+        finally:
+            mlflow.set_tracking_uri(None)
+            s3.stop()
+
+
+@pytest.fixture(scope="module")
+def predictor(registry):
+    server = start_server(f"models:/{MODEL}@champion", MODEL, registry["root"] / "predictor.log")
+    yield server
+    stop_server(server)
+
+
+@pytest.fixture(scope="module")
+def example(registry) -> pd.DataFrame:
+    return input_example_of(f"models:/{MODEL}/{registry['version']}")
+
+
+# ---- the smoke request against the real predictor ---------------------------------------------------
+
+
+def test_input_example_comes_back_from_the_registry(example):
+    assert len(example) == 5
+    assert {"Neighborhood", "Lot_Area", "Mas_Vnr_Type"} <= set(example.columns)
+
+
+def test_v2_request_has_one_named_tensor_per_column(example):
+    body = v2_request(example)
+    assert [t["name"] for t in body["inputs"]] == list(example.columns)
+    by_name = {t["name"]: t for t in body["inputs"]}
+    assert by_name["Neighborhood"]["datatype"] == "BYTES"
+    assert by_name["Lot_Area"]["datatype"] in {"INT64", "FP64"}
+    assert all(t["shape"] == [5] and len(t["data"]) == 5 for t in body["inputs"])
+    json.dumps(body, allow_nan=False)  # NaN would not be JSON: missing values go as null
+
+
+def test_smoke_request_gets_one_prediction_per_row(predictor, example):
+    result = smoke_request(predictor.url, MODEL, example)
+    assert result["rows"] == 5 and result["output"] == "prediction"
+    assert len(result["predictions"]) == 5
+    assert all(20_000 < p < 800_000 for p in result["predictions"]), result["predictions"]
+
+
+def test_smoke_request_names_a_wrong_model_name(predictor, example):
+    with pytest.raises(SmokeTestError, match=rf"{re.escape(predictor.url)}/v2/models/no-such-model/infer answered HTTP 404"):
+        smoke_request(predictor.url, "no-such-model", example)
+
+
+def test_smoke_request_passes_on_the_predictors_refusal(predictor, example):
+    with pytest.raises(SmokeTestError, match=r"answered HTTP 400: .*Neighborhood"):
+        smoke_request(predictor.url, MODEL, example.drop(columns=["Neighborhood"]))
+
+
+def test_smoke_request_to_nothing_says_so(example):
+    with pytest.raises(SmokeTestError, match=r"failed: .*(refused|Connection)"):
+        smoke_request(f"http://127.0.0.1:{free_port()}", MODEL, example)
+
+
+# ---- a stand-in for the Kubernetes API server --------------------------------------------------------
+
+
+class FakeKubeAPI:
+    """Just the custom-objects endpoints for InferenceServices, on a loopback port.
+
+    No cluster runs here, so this stands in for the API server: GET/POST/PATCH on
+    /apis/serving.kserve.io/v1beta1/namespaces/{ns}/inferenceservices[/{name}] with the API
+    server's 404/409 semantics and JSON merge patch (what KServeClient.patch sends), a generation
+    that moves when the spec changes, and a `controller(obj, reads)` the test supplies to write the
+    status a KServe controller would. Anything else (LIST, WATCH) is recorded and refused.
+    """
+
+    def __init__(self, controller=None, denied: frozenset[str] = frozenset()):
+        self.denied = denied  # verbs the ServiceAccount's Role does not grant
+        self.objects: dict[tuple[str, str], dict] = {}
+        self.requests: list[tuple[str, str, str]] = []
+        self.reads = 0
+        self.controller = controller or (lambda obj, reads: None)
+        api = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):
+                api.handle(self, "GET")
+
+            def do_POST(self):
+                api.handle(self, "POST")
+
+            def do_PATCH(self):
+                api.handle(self, "PATCH")
+
+            def do_PUT(self):
+                api.handle(self, "PUT")
+
+            def do_DELETE(self):
+                api.handle(self, "DELETE")
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.server.shutdown()
+        self.server.server_close()
+
+    def put(self, obj: dict) -> None:
+        self.objects[(obj["metadata"]["namespace"], obj["metadata"]["name"])] = obj
+
+    @staticmethod
+    def reply(handler, code: int, body: dict) -> None:
+        data = json.dumps(body).encode()
+        handler.send_response(code)
+        handler.send_header("Content-Type", "application/json")
+        handler.send_header("Content-Length", str(len(data)))
+        handler.end_headers()
+        handler.wfile.write(data)
+
+    @staticmethod
+    def status(code: int, reason: str, message: str) -> dict:
+        return {"kind": "Status", "apiVersion": "v1", "status": "Failure", "message": message, "reason": reason, "code": code}
+
+    def handle(self, handler, method: str) -> None:
+        url = urllib.parse.urlsplit(handler.path)
+        self.requests.append((method, url.path, url.query))
+        body = None
+        if method in ("POST", "PATCH", "PUT"):
+            body = json.loads(handler.rfile.read(int(handler.headers.get("Content-Length", 0))) or b"null")
+        match = ISVC_PATH.match(url.path)
+        if not match or "watch" in url.query or (method == "GET" and not match["name"]) or method not in ("GET", "POST", "PATCH"):
+            return self.reply(handler, 403, self.status(403, "Forbidden", f"{method} {handler.path} is not allowed to this ServiceAccount"))
+        ns, name = match["ns"], match["name"]
+        if method in self.denied:
+            verb = {"GET": "get", "POST": "create", "PATCH": "patch"}[method]
+            return self.reply(handler, 403, self.status(403, "Forbidden", (
+                f'inferenceservices.serving.kserve.io is forbidden: User "system:serviceaccount:kubeflow:pipeline-runner" '
+                f'cannot {verb} resource "inferenceservices" in API group "serving.kserve.io" in the namespace "{ns}"'
+            )))
+        key = (ns, name or (body or {}).get("metadata", {}).get("name"))
+        current = self.objects.get(key)
+        not_found = self.status(404, "NotFound", f'inferenceservices.serving.kserve.io "{key[1]}" not found')
+        if method == "GET":
+            if current is None:
+                return self.reply(handler, 404, not_found)
+            self.reads += 1
+            status = self.controller(current, self.reads)
+            if status is not None:
+                current["status"] = status
+            return self.reply(handler, 200, current)
+        if method == "POST":
+            if current is not None:
+                return self.reply(handler, 409, self.status(409, "AlreadyExists", f'inferenceservices.serving.kserve.io "{key[1]}" already exists'))
+            body["metadata"].update(generation=1, resourceVersion="1", uid=f"uid-{key[1]}")
+            self.put(body)
+            return self.reply(handler, 201, body)
+        if current is None:
+            return self.reply(handler, 404, not_found)
+        if handler.headers.get("Content-Type") != "application/merge-patch+json":
+            return self.reply(handler, 415, self.status(415, "UnsupportedMediaType", handler.headers.get("Content-Type")))
+        patched = merge_patch(current, body)
+        meta = patched["metadata"]
+        if patched.get("spec") != current.get("spec"):
+            meta["generation"] = current["metadata"]["generation"] + 1
+        meta["resourceVersion"] = str(int(current["metadata"]["resourceVersion"]) + 1)
+        self.put(patched)
+        return self.reply(handler, 200, patched)
+
+    def verbs(self) -> list[str]:
+        return [method for method, _, _ in self.requests]
+
+
+def merge_patch(target, patch):
+    """RFC 7386 JSON merge patch."""
+    if not isinstance(patch, dict):
+        return patch
+    result = dict(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            result.pop(key, None)
+        else:
+            result[key] = merge_patch(result.get(key), value)
+    return result
+
+
+def kserve_client_for(url: str):
+    """A real KServeClient whose kubeconfig points at `url`."""
+    from kserve import KServeClient
+    from kubernetes.client import Configuration
+
+    kubeconfig = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "loopback", "cluster": {"server": url}}],
+        "users": [{"name": "pipeline-runner", "user": {"token": "loopback-token"}}],
+        "contexts": [{"name": "loopback", "context": {"cluster": "loopback", "user": "pipeline-runner"}}],
+        "current-context": "loopback",
+    }
+    client = KServeClient(config_dict=kubeconfig)
+    Configuration.set_default(None)  # the client keeps its own copy; later clients start clean
+    return client
+
+
+def ready_after(reads_needed: int):
+    """A controller that reports Ready for the current generation once it has been read that often."""
+
+    def controller(obj, reads):
+        generation = obj["metadata"]["generation"]
+        if reads < reads_needed:
+            return {
+                "observedGeneration": generation,
+                "conditions": [{"type": "PredictorReady", "status": "Unknown"}, {"type": "Ready", "status": "Unknown"}],
+            }
+        return {
+            "observedGeneration": generation,
+            "conditions": [{"type": "PredictorReady", "status": "True"}, {"type": "Ready", "status": "True"}],
+            "modelStatus": {"transitionStatus": "UpToDate"},
+        }
+
+    return controller
+
+
+def deploy(api: FakeKubeAPI, predictor, **kwargs):
+    kwargs = {"timeout_seconds": 10, "poll_seconds": 0.05, **kwargs}
+    return deploy_model(MODEL, client=kserve_client_for(api.url), smoke_url=predictor.url, **kwargs)
+
+
+def assert_only_allowed_verbs(api: FakeKubeAPI) -> None:
+    """The Role allows get, create and patch on named InferenceServices: no list, no watch."""
+    for method, path, query in api.requests:
+        assert method in ("GET", "POST", "PATCH"), (method, path)
+        assert "watch" not in query, (method, path, query)
+        if method in ("GET", "PATCH"):
+            assert ISVC_PATH.match(path)["name"], f"{method} {path} lists the collection"
+
+
+# ---- deploy_model against the stand-in and the real predictor -------------------------------------
+
+
+def test_creates_waits_for_ready_and_smoke_tests(registry, predictor):
+    from mlflow import MlflowClient
+
+    with FakeKubeAPI(ready_after(3)) as api:
+        deployment = deploy(api, predictor)
+    assert deployment.action == "created" and deployment.generation == 1
+    assert deployment.version == registry["version"] and deployment.model_uri == f"models:/{MODEL}/{registry['version']}"
+    assert deployment.storage_uri == MlflowClient().get_model_version_download_uri(MODEL, registry["version"])
+    assert deployment.storage_uri.startswith(f"s3://{BUCKET}/mlflow/{MODEL}/")
+    assert deployment.smoke["rows"] == 5 and len(deployment.smoke["predictions"]) == 5
+    assert api.verbs() == ["POST", "GET", "GET", "GET"]
+    assert_only_allowed_verbs(api)
+    created = api.objects[("models", MODEL)]
+    model = created["spec"]["predictor"]["model"]
+    assert model["storageUri"] == deployment.storage_uri and model["runtime"] == "kfp-tabular-sklearn"
+    assert created["metadata"]["annotations"]["serving.kserve.io/deploymentMode"] == "Standard"
+    assert created["metadata"]["annotations"]["kfp-tabular-lifecycle/model-version"] == registry["version"]
+
+
+def test_patches_an_existing_service_and_waits_for_the_new_generation(registry, predictor):
+    """An older version is being served and Ready: the patch must not be taken as ready until the
+    controller has observed the new generation."""
+    old = {
+        "apiVersion": "serving.kserve.io/v1beta1",
+        "kind": "InferenceService",
+        "metadata": {"name": MODEL, "namespace": "models", "generation": 4, "resourceVersion": "17"},
+        "spec": {"predictor": {"model": {"modelFormat": {"name": "mlflow-sklearn"}, "storageUri": "s3://mlpipeline/mlflow/old/artifacts"}}},
+        "status": {"observedGeneration": 4, "conditions": [{"type": "Ready", "status": "True"}]},
+    }
+
+    def controller(obj, reads):
+        if reads < 3:
+            return None  # still the old generation's Ready status
+        return {"observedGeneration": obj["metadata"]["generation"], "conditions": [{"type": "Ready", "status": "True"}]}
+
+    with FakeKubeAPI(controller) as api:
+        api.put(old)
+        deployment = deploy(api, predictor)
+    assert deployment.action == "patched" and deployment.generation == 5
+    assert api.verbs() == ["POST", "PATCH", "GET", "GET", "GET"]
+    assert_only_allowed_verbs(api)
+    served = api.objects[("models", MODEL)]
+    assert served["spec"]["predictor"]["model"]["storageUri"] == deployment.storage_uri
+
+
+def test_deploying_the_same_champion_again_changes_nothing(registry, predictor):
+    with FakeKubeAPI(ready_after(1)) as api:
+        first = deploy(api, predictor)
+        second = deploy(api, predictor)
+    assert (first.action, second.action) == ("created", "patched")
+    assert first.generation == second.generation == 1
+    assert api.verbs() == ["POST", "GET", "POST", "PATCH", "GET"]
+    assert_only_allowed_verbs(api)
+
+
+def test_timeout_carries_the_controllers_message(registry, predictor):
+    def stuck(obj, reads):
+        return {
+            "observedGeneration": obj["metadata"]["generation"],
+            "conditions": [
+                {"type": "PredictorReady", "status": "False", "reason": "MinimumReplicasUnavailable", "message": "Deployment does not have minimum availability."},
+                {"type": "Ready", "status": "False", "reason": "MinimumReplicasUnavailable", "message": "Deployment does not have minimum availability."},
+            ],
+            "modelStatus": {"transitionStatus": "InProgress", "states": {"activeModelState": "Pending", "targetModelState": "Pending"}},
+        }
+
+    with FakeKubeAPI(stuck) as api:
+        with pytest.raises(DeploymentError) as caught:
+            deploy(api, predictor, timeout_seconds=0.5)
+    message = str(caught.value)
+    assert f"InferenceService models/{MODEL} not ready after 0.5 s" in message
+    assert "PredictorReady=False (MinimumReplicasUnavailable: Deployment does not have minimum availability.)" in message
+    assert "model transition InProgress" in message
+    assert api.verbs().count("GET") >= 3
+    assert_only_allowed_verbs(api)
+
+
+def test_a_model_that_fails_to_load_fails_before_the_timeout(registry, predictor):
+    def failed(obj, reads):
+        return {
+            "observedGeneration": obj["metadata"]["generation"],
+            "conditions": [{"type": "Ready", "status": "False", "reason": "PredictorNotReady"}],
+            "modelStatus": {
+                "transitionStatus": "BlockedByFailedLoad",
+                "lastFailureInfo": {"reason": "ModelLoadFailed", "message": "skops refused type numpy.dtype"},
+            },
+        }
+
+    with FakeKubeAPI(failed) as api:
+        with pytest.raises(DeploymentError, match=r"failed: Ready=False \(PredictorNotReady\); model: ModelLoadFailed: skops refused type numpy.dtype"):
+            deploy(api, predictor, timeout_seconds=30)
+    assert api.verbs() == ["POST", "GET"]
+
+
+def test_api_refusal_is_reported_with_status_and_message(registry, predictor):
+    """Without the Role (a 403 on create) the error is the API server's own words."""
+    with FakeKubeAPI(denied=frozenset({"POST"})) as api:
+        with pytest.raises(DeploymentError, match=r"creating InferenceService models/ames-house-prices failed: HTTP 403 Forbidden: .*cannot create resource \"inferenceservices\""):
+            deploy(api, predictor)
+    assert api.verbs() == ["POST"]
+
+
+def test_unknown_alias_and_bad_names_are_refused_before_any_request(registry, predictor):
+    with FakeKubeAPI() as api:
+        client = kserve_client_for(api.url)
+        with pytest.raises(DeploymentError, match=r"registered model 'ames-house-prices' has no alias 'gold'"):
+            deploy_model(MODEL, alias="gold", client=client)
+        with pytest.raises(DeploymentError, match=r"registered model name \(used as the InferenceService name\) 'Ames_Prices' is not a DNS-1035 label"):
+            deploy_model("Ames_Prices", client=client)
+    assert api.requests == []
+
+
+def test_local_artifacts_cannot_be_served(tmp_path, monkeypatch, registry):
+    """A version whose files are on this disk (file://) has nothing KServe could download."""
+    import mlflow
+    from mlflow import MlflowClient
+    from threadpoolctl import threadpool_limits
+
+    uri = f"sqlite:///{tmp_path / 'local.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.chdir(tmp_path)
+    mlflow.set_tracking_uri(uri)
+    try:
+        with threadpool_limits(1):
+            model, train, _ = fit_ames(300)
+        register(model, train, MODEL)
+        with FakeKubeAPI() as api:
+            with pytest.raises(DeploymentError, match=r"models:/ames-house-prices/1 cannot be served by KServe: storage_uri .* is not an s3:// URI"):
+                deploy_model(MODEL, client=kserve_client_for(api.url), mlflow_client=MlflowClient(uri))
+        assert api.requests == []
+    finally:
+        mlflow.set_tracking_uri(registry["tracking_uri"])

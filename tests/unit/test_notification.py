@@ -1,0 +1,319 @@
+"""Building and sending the run notification: message content, credential hygiene, failed-step discovery,
+the registry lookup on a real MLflow store, and sending that never raises."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from kfp import dsl
+
+from lifecycle.notification import (
+    RunOutcome,
+    build_message,
+    final_status,
+    format_metric,
+    gather_outcome,
+    post_message,
+    redact,
+    registered_by_run,
+    send_notification,
+    steps_in_pipeline_root,
+    strip_url_secrets,
+)
+
+REGISTRATION = {
+    "model_name": "ames-house-prices",
+    "version": "3",
+    "model_uri": "models:/ames-house-prices/3",
+    "aliases": ["challenger", "champion"],
+    "promotion": "test_rmsle 0.10760 beats champion v2 0.11200 by more than 0",
+    "metrics": {"test_rmsle": 0.10760, "test_r2": 0.93641, "test_rmse": 22586.82, "test_mae": 14091.84},
+    "run_id": "fe9bf6e4",
+}
+
+
+def succeeded(**changes) -> RunOutcome:
+    fields = dict(state="SUCCEEDED", pipeline="training", job_name="training-2026-11-24", run_id="run-42",
+                  model_name="ames-house-prices", registration=dict(REGISTRATION))
+    return RunOutcome(**{**fields, **changes})
+
+
+def failed(**changes) -> RunOutcome:
+    fields = dict(state="FAILED", pipeline="training", job_name="training-2026-11-24", run_id="run-42",
+                  model_name="ames-house-prices", error_message="Task exit-handler-1 failed.")
+    return RunOutcome(**{**fields, **changes})
+
+
+def all_text(message: dict) -> str:
+    return json.dumps(message)
+
+
+# ---- message content -------------------------------------------------------------------------
+
+
+def test_success_names_version_aliases_metrics_and_promotion():
+    message = build_message(succeeded(), environ={})
+    assert message["text"].splitlines() == [
+        ":white_check_mark: training run training-2026-11-24 succeeded (run id run-42).",
+        "Registered ames-house-prices version 3 (aliases: challenger, champion).",
+        "Holdout metrics: test_mae 14,092, test_r2 0.9364, test_rmse 22,587, test_rmsle 0.1076.",
+        "Promotion: test_rmsle 0.10760 beats champion v2 0.11200 by more than 0.",
+    ]
+    fields = [f["text"] for block in message["blocks"] if "fields" in block for f in block["fields"]]
+    assert fields == [
+        "*Model*\n`models:/ames-house-prices/3`", "*Aliases*\nchallenger, champion",
+        "*test_mae*\n14,092", "*test_r2*\n0.9364", "*test_rmse*\n22,587", "*test_rmsle*\n0.1076",
+    ]
+
+
+def test_blocks_are_slack_shaped():
+    message = build_message(succeeded(tracking_uri="http://mlflow.mlflow.svc.cluster.local:5000"), environ={})
+    assert set(message) == {"text", "blocks"}
+    for block in message["blocks"]:
+        assert block["type"] in {"section", "context"}
+        if block["type"] == "section":
+            assert ("text" in block) != ("fields" in block)
+            assert len(block.get("fields", [])) <= 10
+    assert message["blocks"][-1]["elements"][0]["text"].endswith("MLflow http://mlflow.mlflow.svc.cluster.local:5000")
+
+
+def test_at_most_ten_fields_however_many_metrics():
+    many = {f"metric_{i:02d}": float(i) for i in range(15)}
+    message = build_message(succeeded(registration={**REGISTRATION, "metrics": many}), environ={})
+    fields = [b for b in message["blocks"] if "fields" in b][0]["fields"]
+    assert len(fields) == 10
+    assert "metric_14 14" in message["text"]
+
+
+def test_success_without_a_registered_version_says_so():
+    text = build_message(succeeded(registration=None), environ={})["text"]
+    assert "No version of ames-house-prices tagged with this run was found in the registry." in text
+
+
+def test_failure_names_the_failed_step_the_error_and_what_completed():
+    outcome = failed(failed_steps=["validate-dataset"], completed_steps=["ingest-dataset", "plan-candidates"])
+    assert build_message(outcome, environ={})["text"].splitlines() == [
+        ":x: training run training-2026-11-24 failed (run id run-42).",
+        "Failed step: validate-dataset (its own message is in its log).",
+        "Reported error: Task exit-handler-1 failed.",
+        "Completed steps: ingest-dataset, plan-candidates.",
+    ]
+
+
+def test_failure_in_the_cluster_points_at_the_kfp_ui():
+    text = build_message(failed(error_message="", completed_steps=None), environ={})["text"]
+    assert "The failed step and its log are shown on the run in the KFP UI." in text
+    assert "Reported error" not in text
+
+
+def test_failure_after_registering_still_reports_the_version():
+    """E.g. the deploy step failed: the version exists and the message says so."""
+    text = build_message(failed(registration=dict(REGISTRATION), failed_steps=[]), environ={})["text"]
+    assert text.startswith(":x:") and "Registered ames-house-prices version 3" in text
+
+
+def test_unreadable_registry_is_reported():
+    text = build_message(succeeded(registration=None, registry_problem="MlflowException: connection refused"), environ={})["text"]
+    assert "The registry could not be read: MlflowException: connection refused" in text
+
+
+def test_metric_formatting():
+    assert [format_metric(v) for v in (0.107601, 0.93641, 22586.82, -1234.5, 3.0)] == ["0.1076", "0.9364", "22,587", "-1,234", "3"]
+
+
+# ---- credential hygiene --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text, clean",
+    [
+        ("http://user:pa55@mlflow.example:5000/api", "http://mlflow.example:5000/api"),
+        ("s3://AKIA:secret@bucket/key?X-Amz-Signature=abc", "s3://bucket/key"),
+        ("see https://hooks.slack.com/services/T0/B0/xyz?token=t#frag now", "see https://hooks.slack.com/services/T0/B0/xyz#frag now"),
+        ("models:/ames-house-prices/3", "models:/ames-house-prices/3"),
+        ("no url here", "no url here"),
+    ],
+)
+def test_urls_lose_userinfo_and_query(text, clean):
+    assert strip_url_secrets(text) == clean
+
+
+def test_environment_secret_values_are_masked():
+    env = {"AWS_SECRET_ACCESS_KEY": "wJalrXUtnFEMI-sentinel", "NOTIFY_WEBHOOK_URL": "https://hooks.example/T/B/tok"}
+    outcome = failed(error_message="S3 refused key wJalrXUtnFEMI-sentinel while posting to https://hooks.example/T/B/tok")
+    message = build_message(outcome, environ=env)
+    assert "wJalrXUtnFEMI-sentinel" not in all_text(message)
+    assert "hooks.example/T/B/tok" not in all_text(message)
+    assert "[AWS_SECRET_ACCESS_KEY]" in message["text"] and "[NOTIFY_WEBHOOK_URL]" in message["text"]
+
+
+def test_tracking_uri_credentials_never_reach_the_message():
+    outcome = succeeded(tracking_uri="https://admin:sentinel-password@mlflow.example/?token=sentinel-token")
+    text = all_text(build_message(outcome, environ={}))
+    assert "sentinel" not in text and "mlflow.example" in text
+
+
+def test_redact_reads_the_process_environment_by_default(monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", "tok-sentinel-123")
+    assert redact("auth tok-sentinel-123 failed") == "auth [MLFLOW_TRACKING_TOKEN] failed"
+
+
+# ---- what the exit task is given -----------------------------------------------------------------
+
+
+def test_final_status_from_the_sdk_object_and_from_the_runner_dict():
+    sdk = dsl.PipelineTaskFinalStatus(state="FAILED", pipeline_job_resource_name="r", pipeline_task_name="exit-handler-1",
+                                      error_code=1, error_message="Task exit-handler-1 failed.")
+    assert final_status(sdk) == {"state": "FAILED", "task": "exit-handler-1", "error_message": "Task exit-handler-1 failed."}
+    # The cluster's driver sends an empty error on success and failure alike.
+    assert final_status({"state": "SUCCEEDED", "pipelineTaskName": "exit-handler-1", "error": {}}) == {
+        "state": "SUCCEEDED", "task": "exit-handler-1", "error_message": ""}
+
+
+def test_steps_from_a_local_pipeline_root(tmp_path):
+    run = tmp_path / "training-1"
+    for task in ("ingest-dataset", "plan-candidates", "for-loop-2-iteration-0/cross-validate", "for-loop-2-iteration-1/cross-validate"):
+        (run / task).mkdir(parents=True)
+        (run / task / "executor_output.json").write_text("{}")
+        time.sleep(0.01)  # completion order is the files' order in time
+    (run / "split-dataset" / "train").mkdir(parents=True)  # started, wrote an artifact directory, never finished
+    completed, unfinished = steps_in_pipeline_root(str(tmp_path), "training-1")
+    assert completed == ["ingest-dataset", "plan-candidates", "cross-validate (iteration 0)", "cross-validate (iteration 1)"]
+    assert unfinished == ["split-dataset"]
+
+
+@pytest.mark.parametrize("root", ["{{$.pipeline_root}}", "minio://mlpipeline/v2/artifacts", "", "/does/not/exist"])
+def test_no_steps_when_the_pipeline_root_is_not_on_this_disk(root):
+    assert steps_in_pipeline_root(root, "training-1") is None
+
+
+def test_the_exit_task_does_not_count_itself(tmp_path):
+    (tmp_path / "run" / "notify-outcome").mkdir(parents=True)
+    assert steps_in_pipeline_root(str(tmp_path), "run", exclude=("notify-outcome",)) == ([], [])
+
+
+# ---- the registry lookup, on a real MLflow store -----------------------------------------------------
+
+
+def register_version(name: str, run_tag: str, metrics: dict) -> str:
+    import mlflow
+    from mlflow import MlflowClient
+    from sklearn.dummy import DummyRegressor
+
+    mlflow.set_experiment(name)
+    with mlflow.start_run() as run:
+        mlflow.log_metrics(metrics)
+        info = mlflow.sklearn.log_model(DummyRegressor().fit([[0.0]], [1.0]), name="model", serialization_format="skops")
+    version = mlflow.register_model(info.model_uri, name, tags={"pipeline_run_id": run_tag, "promotion": f"reason for {run_tag}"})
+    MlflowClient().set_registered_model_alias(name, "challenger", version.version)
+    assert version.run_id == run.info.run_id
+    return str(version.version)
+
+
+def test_finds_the_version_this_run_registered(mlflow_store):
+    register_version("houses", "run-a", {"test_rmsle": 0.2})
+    mine = register_version("houses", "run-b", {"test_rmsle": 0.1, "test_r2": 0.9})
+    register_version("houses", "run-c", {"test_rmsle": 0.3})
+    found = registered_by_run("houses", "run-b")
+    assert found["version"] == mine and found["model_uri"] == f"models:/houses/{mine}"
+    assert found["metrics"] == {"test_rmsle": 0.1, "test_r2": 0.9}
+    assert found["promotion"] == "reason for run-b"
+    assert found["aliases"] == []  # challenger moved on to run-c's version
+    assert registered_by_run("houses", "run-z") is None
+    assert registered_by_run("houses", "x' or name='houses") is None
+
+
+def test_gather_outcome_reports_an_unreachable_registry(monkeypatch):
+    import mlflow
+
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")
+    mlflow.set_tracking_uri(f"http://127.0.0.1:{closed_port()}")
+    try:
+        outcome = gather_outcome({"state": "SUCCEEDED", "error": {}}, "houses", "run-b", "training-1")
+    finally:
+        mlflow.set_tracking_uri(None)
+    assert outcome.registration is None and outcome.registry_problem
+    assert "could not be read" in build_message(outcome, environ={})["text"]
+
+
+# ---- sending -------------------------------------------------------------------------------------
+
+
+def closed_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Receiver:
+    """A loopback webhook answering `code` after `delay` seconds."""
+
+    def __init__(self, code: int = 200, delay: float = 0.0):
+        self.bodies: list[dict] = []
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                receiver.bodies.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+                time.sleep(delay)
+                self.send_response(code)
+                self.end_headers()
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook/secret-path"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_posts_the_message_as_json():
+    receiver = Receiver()
+    try:
+        result = send_notification(succeeded(), webhook_url=receiver.url)
+    finally:
+        receiver.close()
+    assert result["sent"] and result["detail"] == "webhook at 127.0.0.1 answered HTTP 200"
+    assert receiver.bodies == [result["message"]]
+    assert "secret-path" not in result["detail"]
+
+
+@pytest.mark.parametrize("code", [404, 500])
+def test_webhook_errors_are_reported_not_raised(code):
+    receiver = Receiver(code)
+    try:
+        sent, detail = post_message(receiver.url, {"text": "x"})
+    finally:
+        receiver.close()
+    assert (sent, detail) == (False, f"webhook at 127.0.0.1 answered HTTP {code}")
+
+
+def test_unreachable_and_slow_webhooks_are_reported_not_raised():
+    sent, detail = post_message(f"http://user:pw@127.0.0.1:{closed_port()}/x?token=t", {"text": "x"})
+    assert not sent and detail.startswith("webhook at 127.0.0.1 not reached") and "pw" not in detail
+    slow = Receiver(delay=2.0)
+    try:
+        started = time.monotonic()
+        sent, detail = post_message(slow.url, {"text": "x"}, timeout=0.5)
+        assert not sent and "not reached" in detail and time.monotonic() - started < 2.0
+    finally:
+        slow.close()
+    assert post_message("not a url", {"text": "x"})[0] is False
+
+
+def test_without_a_webhook_the_message_is_only_logged(monkeypatch, capsys):
+    monkeypatch.delenv("NOTIFY_WEBHOOK_URL", raising=False)
+    result = send_notification(failed(failed_steps=["ingest-dataset"]))
+    assert not result["sent"] and "no webhook configured" in result["detail"]
+    assert "Failed step: ingest-dataset" in capsys.readouterr().out
