@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 CONFIG ?= configs/ames.yaml
 STAMP := $(VENV)/.installed
 
-.PHONY: venv run run-telco score test test-fast compile compile-check benchmark clean
+.PHONY: venv run score serve test test-fast compile compile-check benchmark clean
 
 venv: $(STAMP)
 
@@ -25,6 +25,13 @@ run: venv
 ## Score the bundled rows with the champion through the batch-scoring pipeline.
 score: venv
 	$(BIN)/python -m pipelines.run_local score --config $(CONFIG)
+
+## Serve the champion with the project's predictor on PORT (after `make run`).
+MODEL ?= ames-house-prices
+PORT ?= 8080
+serve: venv
+	MLFLOW_TRACKING_URI=$${MLFLOW_TRACKING_URI:-sqlite:///$(CURDIR)/.local/mlflow.db} \
+		$(BIN)/python -m serving --model-uri models:/$(MODEL)@champion --model-name $(MODEL) --port $(PORT)
 
 ## The whole test suite (unit, kfp.local pipelines, compile checks).
 test: venv

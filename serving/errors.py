@@ -24,10 +24,10 @@ class ModelLoadError(RuntimeError):
 
 
 async def request_error_handler(_request, exc: RequestError):
-    from fastapi.responses import ORJSONResponse
+    from fastapi.responses import JSONResponse
 
     log.debug("rejected request: %s", exc)
-    return ORJSONResponse(
+    return JSONResponse(
         status_code=exc.status,
         content={"error": str(exc), "field": exc.field, "problem": exc.problem},
     )
