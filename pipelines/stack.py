@@ -219,11 +219,12 @@ class PredictorProcess:
     put them.
     """
 
-    def __init__(self, model_dir: Path, model_name: str, log_path: Path, port: int | None = None):
-        self.model_dir = Path(model_dir)
+    def __init__(self, model_uri: str | Path, model_name: str, log_path: Path, port: int | None = None, args: tuple[str, ...] = ()):
+        self.model_uri = str(model_uri)  # a model folder, or models:/NAME@ALIAS resolved through MLflow
         self.model_name = model_name
         self.log_path = Path(log_path)
         self.port = port or free_port()
+        self.args = tuple(args)  # more `python -m serving` options
         self.process: subprocess.Popen | None = None
 
     @property
@@ -238,8 +239,8 @@ class PredictorProcess:
         """Returns once the server reports ready; raises StackError with its last words if it exits."""
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         command = [
-            sys.executable, "-m", "serving", "--model-uri", str(self.model_dir),
-            "--model-name", self.model_name, "--port", str(self.port),
+            sys.executable, "-m", "serving", "--model-uri", self.model_uri,
+            "--model-name", self.model_name, "--port", str(self.port), *self.args,
         ]
         with open(self.log_path, "ab") as log_file:
             self.process = subprocess.Popen(

@@ -16,7 +16,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -27,6 +26,8 @@ import kserve
 import kubernetes.client
 import pytest
 import yaml
+
+from pipelines.stack import free_port
 
 from .conftest import (
     CLUSTER_SCRIPTS,
@@ -527,12 +528,6 @@ def test_pods_run_as_the_user_the_images_are_built_for(objects):
     assert mlflow_pod["securityContext"]["fsGroup"] == mlflow_pod["securityContext"]["runAsGroup"]
     (runtime_container,) = find(objects, "ClusterServingRuntime", "kfp-tabular-sklearn")["spec"]["containers"]
     assert runtime_container["securityContext"]["runAsUser"] == dockerfile_user("serving/Dockerfile")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def get(port: int, path: str, host: str) -> tuple[int, bytes]:

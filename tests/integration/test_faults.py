@@ -13,9 +13,9 @@ import pytest
 from mlflow import MlflowClient
 
 from pipelines.run_local import run_training
-from pipelines.stack import PredictorProcess, StackError
 from tests.integration.conftest import MODEL, assert_aliases_resolve, registry_state
 from tests.integration.registering import train_and_register
+from tests.serving.conftest import refusal
 
 # Also `pipeline`: they run whole pipelines, which `make test-fast` leaves out.
 pytestmark = [pytest.mark.integration, pytest.mark.pipeline]
@@ -187,27 +187,19 @@ def broken_copy(model_folder, tmp_path, damage: str):
     return folder
 
 
-def refusal(folder, tmp_path) -> str:
-    """Starts the predictor on `folder`; it must exit without ever being ready. Returns its reason."""
-    predictor = PredictorProcess(folder, "ames", tmp_path / "predictor.log")
-    with pytest.raises(StackError, match="predictor exited with code 1 before it was ready") as refused:
-        predictor.start()
-    return str(refused.value)
-
-
 def test_predictor_refuses_a_folder_without_mlmodel(model_folder, tmp_path):
     folder = broken_copy(model_folder, tmp_path, "missing MLmodel")
-    assert f"no MLmodel file in {folder}" in refusal(folder, tmp_path)
+    assert f"no MLmodel file in {folder}" in refusal(folder, tmp_path / "predictor.log")
 
 
 def test_predictor_refuses_a_truncated_model_file(model_folder, tmp_path):
     folder = broken_copy(model_folder, tmp_path, "truncated model.skops")
-    assert f"cannot load the sklearn model in {folder}" in refusal(folder, tmp_path)
+    assert f"cannot load the sklearn model in {folder}" in refusal(folder, tmp_path / "predictor.log")
 
 
 def test_predictor_names_the_truncated_file(model_folder, tmp_path):
     folder = broken_copy(model_folder, tmp_path, "truncated model.skops")
-    assert "model.skops is unreadable" in refusal(folder, tmp_path)
+    assert "model.skops is unreadable" in refusal(folder, tmp_path / "predictor.log")
 
 
 def test_promotion_lock_held_by_another_registration_times_out_by_name(stack):

@@ -2,8 +2,6 @@
 loopback after a run that succeeds and after one that fails, and an unreachable webhook fails nothing."""
 
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from kfp import dsl
@@ -12,42 +10,13 @@ from components import project_component
 from components.notify import notify_outcome
 from lifecycle.notification import format_metric
 from pipelines.run_local import ensure_experiment, run_training
+from pipelines.stack import free_port
 from tests.conftest import ROOT, quick
 from tests.pipeline.conftest import registry_state
-from tests.serving.conftest import free_port
+from tests.webhook import Webhook
 
 pytestmark = pytest.mark.pipeline
 MODEL = "ames-notify"
-
-
-class Webhook:
-    """Records every JSON body POSTed to it and answers 200, like a Slack incoming webhook."""
-
-    def __init__(self):
-        self.posts: list[dict] = []
-        self.headers: list[dict] = []
-        hook = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def do_POST(self):
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                hook.headers.append(dict(self.headers))
-                hook.posts.append(json.loads(body))
-                self.send_response(200)
-                self.send_header("Content-Type", "text/plain")
-                self.end_headers()
-                self.wfile.write(b"ok")
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/services/T000/B000/loopback-token"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
 
 
 @pytest.fixture

@@ -7,11 +7,6 @@ here is `python -m serving` as a real subprocess on a free loopback port.
 from __future__ import annotations
 
 import math
-import signal
-import socket
-import subprocess
-import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,7 +14,9 @@ import httpx
 import pandas as pd
 import pytest
 
+from pipelines.stack import PredictorProcess, StackError
 from tests.conftest import ROOT
+
 
 @dataclass(frozen=True)
 class ServedModel:
@@ -112,18 +109,19 @@ def register(model, train: pd.DataFrame, name: str) -> str:
     return str(version)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @dataclass
 class Server:
-    url: str
-    name: str
-    process: subprocess.Popen
-    log: Path
+    """A running predictor process and a client for it."""
+
+    predictor: PredictorProcess
+
+    @property
+    def url(self) -> str:
+        return self.predictor.url
+
+    @property
+    def name(self) -> str:
+        return self.predictor.model_name
 
     def predict_v1(self, body, **kwargs) -> httpx.Response:
         return httpx.post(f"{self.url}/v1/models/{self.name}:predict", json=body, timeout=30, **kwargs)
@@ -138,57 +136,25 @@ class Server:
             return False
 
     def output(self) -> str:
-        return self.log.read_text(errors="replace")
+        return self.predictor.log_path.read_text(errors="replace")
 
 
 def start_server(model_uri: str, name: str, log: Path, *extra: str, timeout: float = 120) -> Server:
     """`python -m serving ...` as a subprocess; returns once /v2/health/ready answers 200."""
-    port = free_port()
-    with open(log, "wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "serving", "--model-uri", model_uri, "--model-name", name, "--port", str(port), *extra],
-            cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-        )
-    server = Server(f"http://127.0.0.1:{port}", name, process, log)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"server exited with {process.returncode}:\n{server.output()[-3000:]}")
-        if server.ready():
-            return server
-        time.sleep(0.2)
-    stop_server(server)
-    raise RuntimeError(f"server not ready after {timeout}s:\n{server.output()[-3000:]}")
-
-
-def refusal(model_uri: str, log: Path, timeout: float = 120) -> str:
-    """Starts a server that must exit without ever answering ready; returns what it said."""
-    port = free_port()
-    with open(log, "wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "serving", "--model-uri", model_uri, "--model-name", "m", "--port", str(port)],
-            cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-        )
-    server = Server(f"http://127.0.0.1:{port}", "m", process, log)
-    deadline = time.monotonic() + timeout
-    while process.poll() is None:
-        assert not server.ready(), "the server reported ready"
-        if time.monotonic() > deadline:
-            stop_server(server)
-            raise AssertionError(f"server neither ready nor exited after {timeout}s")
-        time.sleep(0.2)
-    assert process.returncode == 1
-    return server.output()
+    predictor = PredictorProcess(model_uri, name, log, args=extra)
+    predictor.start(timeout)
+    return Server(predictor)
 
 
 def stop_server(server: Server) -> None:
-    if server.process.poll() is None:
-        server.process.send_signal(signal.SIGTERM)
-        try:
-            server.process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            server.process.kill()
-            server.process.wait()
+    server.predictor.stop()
+
+
+def refusal(model_uri: str, log: Path) -> str:
+    """Starts a server that must exit with code 1 without ever answering ready; returns what it said."""
+    with pytest.raises(StackError, match="predictor exited with code 1 before it was ready"):
+        PredictorProcess(model_uri, "m", log).start()
+    return log.read_text(errors="replace")
 
 
 @pytest.fixture(scope="session")

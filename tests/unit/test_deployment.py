@@ -25,8 +25,8 @@ from lifecycle.deployment import (
     smoke_request,
     v2_request,
 )
-from pipelines.stack import S3Server
-from tests.serving.conftest import fit_ames, free_port, register, start_server, stop_server
+from pipelines.stack import S3Server, free_port
+from tests.serving.conftest import fit_ames, register, start_server, stop_server
 
 MODEL = "ames-house-prices"
 BUCKET = "mlpipeline"

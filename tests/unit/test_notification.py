@@ -4,9 +4,7 @@ the registry lookup on a real MLflow store, and sending that never raises."""
 from __future__ import annotations
 
 import json
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from kfp import dsl
@@ -24,6 +22,8 @@ from lifecycle.notification import (
     steps_in_pipeline_root,
     strip_url_secrets,
 )
+from pipelines.stack import free_port
+from tests.webhook import Webhook
 
 REGISTRATION = {
     "model_name": "ames-house-prices",
@@ -232,7 +232,7 @@ def test_gather_outcome_reports_an_unreachable_registry(monkeypatch):
 
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")
-    mlflow.set_tracking_uri(f"http://127.0.0.1:{closed_port()}")
+    mlflow.set_tracking_uri(f"http://127.0.0.1:{free_port()}")
     try:
         outcome = gather_outcome({"state": "SUCCEEDED", "error": {}}, "houses", "run-b", "training-1")
     finally:
@@ -244,54 +244,20 @@ def test_gather_outcome_reports_an_unreachable_registry(monkeypatch):
 # ---- sending -------------------------------------------------------------------------------------
 
 
-def closed_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Receiver:
-    """A loopback webhook answering `code` after `delay` seconds."""
-
-    def __init__(self, code: int = 200, delay: float = 0.0):
-        self.bodies: list[dict] = []
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def do_POST(self):
-                receiver.bodies.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-                time.sleep(delay)
-                self.send_response(code)
-                self.end_headers()
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook/secret-path"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
-
-
 def test_posts_the_message_as_json():
-    receiver = Receiver()
+    receiver = Webhook(path="/hook/secret-path")
     try:
         result = send_notification(succeeded(), webhook_url=receiver.url)
     finally:
         receiver.close()
     assert result["sent"] and result["detail"] == "webhook at 127.0.0.1 answered HTTP 200"
-    assert receiver.bodies == [result["message"]]
+    assert receiver.posts == [result["message"]]
     assert "secret-path" not in result["detail"]
 
 
 @pytest.mark.parametrize("code", [404, 500])
 def test_webhook_errors_are_reported_not_raised(code):
-    receiver = Receiver(code)
+    receiver = Webhook(code, path="/hook/secret-path")
     try:
         sent, detail = post_message(receiver.url, {"text": "x"})
     finally:
@@ -300,9 +266,9 @@ def test_webhook_errors_are_reported_not_raised(code):
 
 
 def test_unreachable_and_slow_webhooks_are_reported_not_raised():
-    sent, detail = post_message(f"http://user:pw@127.0.0.1:{closed_port()}/x?token=t", {"text": "x"})
+    sent, detail = post_message(f"http://user:pw@127.0.0.1:{free_port()}/x?token=t", {"text": "x"})
     assert not sent and detail.startswith("webhook at 127.0.0.1 not reached") and "pw" not in detail
-    slow = Receiver(delay=2.0)
+    slow = Webhook(delay=2.0, path="/hook/secret-path")
     try:
         started = time.monotonic()
         sent, detail = post_message(slow.url, {"text": "x"}, timeout=0.5)

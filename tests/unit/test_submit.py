@@ -4,7 +4,6 @@ HTTP server on loopback, and failed-task extraction from real kfp_server_api mod
 from __future__ import annotations
 
 import json
-import socket
 import threading
 from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -15,6 +14,7 @@ import pytest
 import yaml
 
 from pipelines import submit
+from pipelines.stack import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 TRAINING_YAML = ROOT / "compiled" / "training.yaml"
@@ -166,14 +166,8 @@ def test_503_is_retried_then_reported(health_server):
     assert url in str(caught.value) and "HTTP 503" in str(caught.value) and "3 attempts" in str(caught.value)
 
 
-def _closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_closed_port_is_reported_with_the_host():
-    host = f"http://127.0.0.1:{_closed_port()}"
+    host = f"http://127.0.0.1:{free_port()}"
     with pytest.raises(submit.Unreachable) as caught:
         submit.check_health(host, attempts=2, delay=0.01, timeout=1)
     assert f"cannot reach the KFP API at {host}" in str(caught.value)
@@ -181,7 +175,7 @@ def test_closed_port_is_reported_with_the_host():
 
 
 def test_main_exits_2_naming_the_host_when_unreachable(capsys):
-    host = f"http://127.0.0.1:{_closed_port()}"
+    host = f"http://127.0.0.1:{free_port()}"
     code = submit.main(["--host", host, "--experiment", "e2e", "--health-attempts", "1", "--param", "model_name=x"])
     assert code == 2
     assert host in capsys.readouterr().err

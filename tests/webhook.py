@@ -1,0 +1,38 @@
+"""A webhook receiver on a free loopback port, like a Slack incoming webhook: it records every JSON
+body POSTed to it and answers `code` after `delay` seconds."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+class Webhook:
+    def __init__(self, code: int = 200, delay: float = 0.0, path: str = "/services/T000/B000/loopback-token"):
+        self.posts: list[dict] = []
+        self.headers: list[dict] = []
+        hook = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                hook.headers.append(dict(self.headers))
+                hook.posts.append(json.loads(body))
+                time.sleep(delay)
+                self.send_response(code)
+                self.send_header("Content-Type", "text/plain")
+                self.end_headers()
+                self.wfile.write(b"ok")
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}{path}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
