@@ -14,6 +14,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from lifecycle.expressions import ExpressionError, column_names
+
 Task = Literal["regression", "classification"]
 
 # Holdout metrics a config may promote on, and which way is better.
@@ -76,7 +78,7 @@ class Features(_Strict):
     # Blanks that stand for a level, not a missing measurement (an empty veneer type = "None").
     # Filled by the model's first step, so raw rows sent to a server get the same treatment.
     fill_values: dict[str, str | float] = {}
-    # New columns as `DataFrame.eval` expressions over the input columns.
+    # New columns as arithmetic over the input columns (lifecycle.expressions), in order.
     derived: dict[str, str] = {}
     drop: list[str] = []
     # One-hot levels rarer than this are pooled into one "infrequent" column.
@@ -141,6 +143,16 @@ class DatasetConfig(_Strict):
             if self.target.transform != "none":
                 problems.append("target.transform applies to regression only")
         named = set(self.columns) | set(self.features.derived)
+        known = set(self.columns)
+        for name, expression in self.features.derived.items():
+            try:
+                unknown = sorted(column_names(expression) - known)
+            except ExpressionError as exc:
+                problems.append(f"features.derived.{name}: {exc}")
+            else:
+                if unknown:
+                    problems.append(f"features.derived.{name} reads unknown column(s) {', '.join(map(repr, unknown))}")
+            known.add(name)
         for section, names in (
             ("features.fill_values", self.features.fill_values),
             ("processing.clip", self.processing.clip),

@@ -285,7 +285,12 @@ def deploy_model(
     """
     from mlflow import MlflowClient
 
-    from serving.inference_service import InferenceServiceError, Resources, build_inference_service, check_name
+    from serving.inference_service import (
+        InferenceServiceError,
+        Resources,
+        build_inference_service,
+        check_name,
+    )
 
     mlflow_client = mlflow_client or MlflowClient()
     try:

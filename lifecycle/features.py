@@ -14,11 +14,12 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from lifecycle.config import DatasetConfig
+from lifecycle.expressions import evaluate
 
 
 class PrepareInputs(TransformerMixin, BaseEstimator):
-    """Fills blanks that mean a level and adds columns computed by `DataFrame.eval` expressions
-    (e.g. {"Total_SF": "A + B"}).
+    """Fills blanks that mean a level and adds columns computed by arithmetic expressions over
+    the input columns (e.g. {"Total_SF": "A + B"}, see lifecycle.expressions).
 
     A top-level class (not a FunctionTransformer around a lambda) so the model can be stored
     in skops format, which refuses functions it cannot name.
@@ -37,7 +38,7 @@ class PrepareInputs(TransformerMixin, BaseEstimator):
         for name, value in (self.fill_values or {}).items():
             out[name] = out[name].fillna(value)
         for name, expression in (self.expressions or {}).items():
-            out[name] = out.eval(expression, engine="python").astype("float64")
+            out[name] = evaluate(expression, out)
         return out
 
     def get_feature_names_out(self, input_features=None):
