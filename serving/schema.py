@@ -10,6 +10,7 @@ and batch predictions of the same rows are the same numbers.
 from __future__ import annotations
 
 import math
+import operator
 from dataclasses import dataclass
 from typing import Any
 
@@ -136,12 +137,17 @@ def rows_from_records(records: list, schema: InputSchema, where: str, max_rows: 
             raise RequestError(f"{where}[{i}]", f"expected an object of column values, got {_json_type(record)}")
         if record.keys() != names:
             _check_names(record.keys(), schema, f"{where}[{i}]")
+    order = [c.name for c in schema.columns]
+    if all(r.keys() == names for r in records):
+        # Every row has every column: transpose in C (itemgetter + zip), not one lookup at a time.
+        transposed = zip(*map(operator.itemgetter(*order), records)) if len(order) > 1 else ([r[order[0]] for r in records],)
+    else:
+        transposed = ([r.get(name) for r in records] for name in order)
     columns = {}
-    for column in schema.columns:
-        name = column.name
-        values = [r.get(name) for r in records]
-        _check_values(column, values, lambda i: f"{where}[{i}].{name}")
-        columns[name] = values
+    for column, values in zip(schema.columns, transposed):
+        values = list(values)
+        _check_values(column, values, lambda i, name=column.name: f"{where}[{i}].{name}")
+        columns[column.name] = values
     return Rows(columns, len(records))
 
 

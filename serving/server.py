@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import atexit
 import copy
 import json
 import logging
@@ -26,6 +27,7 @@ class ServerOptions:
     max_batch_wait_ms: float = 0.0
     max_request_rows: int = 10_000
     predict_threads: int = 1
+    parallel_rows: int = 256
     access_log: bool = False
     grpc_port: int = 0  # 0: no gRPC server
 
@@ -41,10 +43,11 @@ def parse_args(argv: list[str] | None = None) -> ServerOptions:
     p.add_argument("--max-batch-wait-ms", type=float, default=0.0, help="how long a batch may wait for more rows; 0 batches only what is already waiting")
     p.add_argument("--max-request-rows", type=int, default=10_000, help="larger requests are refused with 400")
     p.add_argument("--predict-threads", type=int, default=1, help="model calls that may run at once")
+    p.add_argument("--parallel-rows", type=int, default=256, help="model calls of at least this many rows use every core; smaller ones one OpenMP thread")
     p.add_argument("--access-log", action="store_true", help="log every request (costs throughput)")
     p.add_argument("--grpc-port", type=int, default=0, help="also serve V2 over gRPC on this port (0: off)")
     a = p.parse_args(argv)
-    for name in ("workers", "max_batch_size", "max_request_rows", "predict_threads"):
+    for name in ("workers", "max_batch_size", "max_request_rows", "predict_threads", "parallel_rows"):
         if getattr(a, name) < 1:
             p.error(f"--{name.replace('_', '-')} must be at least 1")
     if a.max_batch_wait_ms < 0:
@@ -83,8 +86,11 @@ def serve(options: ServerOptions) -> None:
         with tempfile.NamedTemporaryFile("w", suffix=".json", prefix="serving-log-", delete=False) as f:
             json.dump(config, f)
         model_server.args.log_config_file = f.name
+        atexit.register(os.unlink, f.name)
 
-    settings = BatchSettings(options.max_batch_size, options.max_batch_wait_ms, options.max_request_rows, options.predict_threads)
+    settings = BatchSettings(
+        options.max_batch_size, options.max_batch_wait_ms, options.max_request_rows, options.predict_threads, options.parallel_rows
+    )
     model = TabularModel(options.model_name, options.model_uri, settings)
     model.load()
     install_error_handler(model_server.app)
