@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 CONFIG ?= configs/ames.yaml
 STAMP := $(VENV)/.installed
 
-.PHONY: venv run score serve test test-fast compile compile-check benchmark clean
+.PHONY: venv run score serve test test-fast compile compile-check benchmark benchmark-serving clean
 
 venv: $(STAMP)
 
@@ -50,6 +50,10 @@ compile-check: venv
 ## Local pipeline vs a plain single-process script doing the same work.
 benchmark: venv
 	$(BIN)/python benchmarks/training.py
+
+## Our predictor vs mlflow models serve, MLServer and in-process predict (after `make run`).
+benchmark-serving: venv
+	$(BIN)/python benchmarks/serving.py
 
 clean:
 	rm -rf .local .pytest_cache
