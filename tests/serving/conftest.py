@@ -14,7 +14,9 @@ import httpx
 import pandas as pd
 import pytest
 
+from lifecycle.deployment import v2_request
 from pipelines.stack import PredictorProcess, StackError
+from serving.schema import records_from_frame
 from tests.conftest import ROOT
 
 
@@ -29,17 +31,12 @@ class ServedModel:
 
 def records(frame: pd.DataFrame) -> list[dict]:
     """JSON rows as a client sends them: missing values as null."""
-    return [{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()} for row in frame.to_dict("records")]
+    return records_from_frame(frame)
 
 
 def v2_tensors(frame: pd.DataFrame) -> list[dict]:
     """One named 1-D tensor per column, the Open Inference Protocol's way to send a table."""
-    tensors = []
-    for name, values in records_by_column(frame).items():
-        kind = frame[name].dtype.kind
-        datatype = "FP64" if kind == "f" else "INT64" if kind in "iu" else "BOOL" if kind == "b" else "BYTES"
-        tensors.append({"name": name, "shape": [len(values)], "datatype": datatype, "data": values})
-    return tensors
+    return v2_request(frame)["inputs"]
 
 
 def records_by_column(frame: pd.DataFrame) -> dict[str, list]:
