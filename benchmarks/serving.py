@@ -456,6 +456,17 @@ def measure_server(server: Server, workload: Workload, budget: Budget, expected:
     return rows
 
 
+def timed_calls(call, seconds: float, at_least: int, at_most: int | None = None) -> list[float]:
+    """Sorted durations of `call()`, repeated for `seconds` (at least `at_least` times, at most `at_most`)."""
+    times: list[float] = []
+    start = time.perf_counter()
+    while (time.perf_counter() - start < seconds or len(times) < at_least) and (at_most is None or len(times) < at_most):
+        t = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - t)
+    return sorted(times)
+
+
 def measure_inprocess(model, workload: Workload, budget: Budget, threads: int | None = None) -> Row:
     """`model.predict` on ready frames in this process: the floor every server adds to.
 
@@ -470,24 +481,12 @@ def measure_inprocess(model, workload: Workload, budget: Budget, threads: int | 
     row = Row("in-process", "-", "mlflow.sklearn.load_model(...).predict on a ready DataFrame")
     for _ in range(20):
         model.predict(workload.frame_one)
-    latencies = []
-    start = time.perf_counter()
-    while time.perf_counter() - start < budget.inprocess_seconds and len(latencies) < 5000:
-        t = time.perf_counter()
-        model.predict(workload.frame_one)
-        latencies.append(time.perf_counter() - t)
-    latencies.sort()
+    latencies = timed_calls(lambda: model.predict(workload.frame_one), budget.inprocess_seconds, at_least=1, at_most=5000)
     total = sum(latencies)
     row.levels[1] = LevelResult(1, len(latencies), 0, round(total, 3), len(latencies) / total,
                                 statistics.median(latencies) * 1000, latencies[min(len(latencies) - 1, math.ceil(0.99 * len(latencies)) - 1)] * 1000)
     model.predict(workload.frame_batch)
-    times = []
-    start = time.perf_counter()
-    while time.perf_counter() - start < budget.inprocess_seconds or len(times) < 5:
-        t = time.perf_counter()
-        model.predict(workload.frame_batch)
-        times.append(time.perf_counter() - t)
-    times.sort()
+    times = timed_calls(lambda: model.predict(workload.frame_batch), budget.inprocess_seconds, at_least=5)
     row.batch = LevelResult(1, len(times), 0, round(sum(times), 3), len(times) / sum(times), statistics.median(times) * 1000,
                             times[-1] * 1000, rows_per_s=BATCH_ROWS * len(times) / sum(times))
     print(f"\n== in-process: one row p50 {row.levels[1].p50_ms:.2f} ms ({row.levels[1].rps:.0f}/s), "
