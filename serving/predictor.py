@@ -86,17 +86,18 @@ class TabularModel(Model):
 
     def load(self) -> bool:
         self.loaded = load_model(self.model_uri)
-        self._threads = ThreadpoolController()
         self.schema = InputSchema.from_signature(self.loaded.signature)
-        self.batcher = self._new_batcher()
+        self._start_serving()
         self._warm_up()
         settle_heap()
         self.ready = True
         return self.ready
 
-    def _new_batcher(self) -> DynamicBatcher:
+    def _start_serving(self) -> None:
+        """What a process needs beside the loaded model: the batcher and the native thread pools' handle."""
         s = self.settings
-        return DynamicBatcher(self._score, max_batch_rows=s.max_batch_size, max_wait=s.max_wait_ms / 1000, threads=s.predict_threads)
+        self.batcher = DynamicBatcher(self._score, max_batch_rows=s.max_batch_size, max_wait=s.max_wait_ms / 1000, threads=s.predict_threads)
+        self._threads = ThreadpoolController()
 
     def _warm_up(self) -> None:
         """Scores the model's input example through the request path; a failure stops the server."""
@@ -143,8 +144,7 @@ class TabularModel(Model):
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         if self.loaded is not None:
-            self.batcher = self._new_batcher()
-            self._threads = ThreadpoolController()
+            self._start_serving()
             settle_heap()
         from kserve.model_server import app
 
