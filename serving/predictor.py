@@ -12,7 +12,6 @@ from typing import Any
 import numpy as np
 import orjson
 from kserve import Model
-from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
 from threadpoolctl import ThreadpoolController
 
 from serving.batching import DynamicBatcher
@@ -23,13 +22,12 @@ from serving.schema import (
     Rows,
     frame_from_columns,
     records_from_frame,
+    request_id,
     rows_from_v1,
     rows_from_v2,
 )
 
 log = logging.getLogger(__name__)
-
-JSON_CONTENT_TYPES = ("application/json", "application/cloudevents+json", "application/ld+json")
 
 
 @dataclass(frozen=True)
@@ -39,6 +37,14 @@ class BatchSettings:
     max_request_rows: int = 10_000  # a larger request is refused
     predict_threads: int = 1  # model calls that may run at once
     parallel_rows: int = 256  # model calls of at least this many rows use every core (OpenMP)
+
+
+@dataclass(frozen=True)
+class Body:
+    """A request body as it arrived on a predict route (serving.routes)."""
+
+    protocol: str  # "v1" or "v2"
+    data: bytes
 
 
 @dataclass
@@ -148,9 +154,9 @@ class TabularModel(Model):
             settle_heap()
         from kserve.model_server import app
 
-        from serving.errors import install_error_handler
+        from serving.routes import install_routes
 
-        install_error_handler(app)
+        install_routes(app, self)
 
     def get_input_types(self) -> list[dict]:
         # The natural datatype per column; requests may also send narrower numeric types.
@@ -163,36 +169,34 @@ class TabularModel(Model):
             outputs.append({"name": f"probability_{label}", "datatype": "FP64", "shape": [-1]})
         return outputs
 
-    async def preprocess(self, payload: Any, headers: dict[str, str] | None = None) -> _Parsed:
-        content_type = (headers or {}).get("content-type", "")
-        media_type = content_type.split(";", 1)[0].strip().lower()
-        if media_type not in JSON_CONTENT_TYPES:
-            raise RequestError("Content-Type", f"expected application/json, got {content_type or 'no Content-Type header'}")
+    async def preprocess(self, payload: Body, headers: dict[str, str] | None = None) -> _Parsed:
+        try:
+            body = orjson.loads(payload.data)
+        except orjson.JSONDecodeError as exc:
+            raise RequestError("body", f"is not valid JSON: {exc}") from None
         limit = self.settings.max_request_rows
-        if isinstance(payload, InferRequest):
-            return _Parsed(rows_from_v2(payload.inputs, payload.parameters, self.schema, limit), "v2", payload.id)
-        if isinstance(payload, (bytes, bytearray, str)):
-            # "application/json; charset=utf-8" is JSON too, but KServe passes it through undecoded.
-            try:
-                payload = orjson.loads(payload)
-            except orjson.JSONDecodeError as exc:
-                raise RequestError("body", f"is not valid JSON: {exc}") from None
-        return _Parsed(rows_from_v1(payload, self.schema, limit), "v1")
+        if payload.protocol == "v2":
+            rows = rows_from_v2(body, self.schema, limit)
+            return _Parsed(rows, "v2", request_id(body))
+        return _Parsed(rows_from_v1(body, self.schema, limit), "v1")
 
-    async def predict(self, payload: _Parsed, headers: dict[str, str] | None = None) -> dict | InferResponse:
+    async def predict(self, payload: _Parsed, headers: dict[str, str] | None = None) -> dict:
         scored: Scored = await self.batcher.submit(payload.rows.columns, payload.rows.count)
         if payload.protocol == "v2":
-            return self._v2_response(scored, payload)
+            return self._v2_response(scored, payload.request_id)
         response: dict[str, Any] = {"predictions": scored.values.tolist()}
         if scored.proba is not None:
             classes = self.loaded.classes
             response["probabilities"] = [dict(zip(classes, row)) for row in scored.proba.tolist()]
         return response
 
-    def _v2_response(self, scored: Scored, payload: _Parsed) -> InferResponse:
-        n = len(scored.values)
-        outputs = [InferOutput("prediction", [n], _v2_datatype(scored.values), scored.values)]
+    def _v2_response(self, scored: Scored, request_id: str | None) -> dict:
+        """An Open Inference Protocol response: the prediction tensor, then one probability tensor per class."""
+        outputs = [_v2_tensor("prediction", scored.values)]
         if scored.proba is not None:
-            for i, label in enumerate(self.loaded.classes):
-                outputs.append(InferOutput(f"probability_{label}", [n], "FP64", np.ascontiguousarray(scored.proba[:, i])))
-        return InferResponse(response_id=payload.request_id or str(uuid.uuid4()), model_name=self.name, infer_outputs=outputs)
+            outputs += [_v2_tensor(f"probability_{label}", scored.proba[:, i]) for i, label in enumerate(self.loaded.classes)]
+        return {"model_name": self.name, "model_version": None, "id": request_id or str(uuid.uuid4()), "parameters": None, "outputs": outputs}
+
+
+def _v2_tensor(name: str, values: np.ndarray) -> dict:
+    return {"name": name, "shape": [len(values)], "datatype": _v2_datatype(values), "parameters": None, "data": values.tolist()}

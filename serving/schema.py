@@ -9,10 +9,10 @@ and batch predictions of the same rows are the same numbers.
 
 from __future__ import annotations
 
-import math
 import operator
 from dataclasses import dataclass
-from typing import Any
+from functools import cached_property
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -52,9 +52,17 @@ class Column:
 class InputSchema:
     columns: tuple[Column, ...]
 
-    @property
+    @cached_property
     def names(self) -> frozenset[str]:
         return frozenset(c.name for c in self.columns)
+
+    @cached_property
+    def row_values(self) -> Callable[[dict], tuple]:
+        """A record's values in signature order, looked up in C (KeyError for a missing column)."""
+        order = [c.name for c in self.columns]
+        if len(order) == 1:
+            return lambda record: (record[order[0]],)
+        return operator.itemgetter(*order)
 
     @classmethod
     def from_signature(cls, signature) -> "InputSchema":
@@ -85,18 +93,16 @@ def _json_type(value: Any) -> str:
     return _JSON_NAMES.get(type(value), type(value).__name__)
 
 
-def _check_values(column: Column, values: list, field_at) -> None:
-    """Raises RequestError naming the first value that does not fit the column."""
+def _check_values(column: Column, values: Sequence, field_at) -> None:
+    """Raises RequestError naming the first value that does not fit the column.
+
+    The values come from orjson, which refuses NaN and infinities, so every float is finite."""
     types = set(map(type, values))
     if types <= column.allowed and (NoneType not in types or not column.required):
         if column.kind == "integer" and float in types:
             for i, v in enumerate(values):
                 if type(v) is float and not v.is_integer():
                     raise RequestError(field_at(i), f"expected an integer ({column.type}), got {v!r}")
-        if column.kind in ("number", "integer") and float in types:
-            for i, v in enumerate(values):
-                if type(v) is float and not math.isfinite(v):
-                    raise RequestError(field_at(i), f"expected a finite number, got {v!r}")
         return
     for i, v in enumerate(values):
         if v is None:
@@ -131,21 +137,23 @@ def _check_names(present, schema: InputSchema, where: str) -> None:
 def rows_from_records(records: list, schema: InputSchema, where: str, max_rows: int) -> Rows:
     """`[{column: value, ...}, ...]`: one object per row."""
     _check_count(len(records), where, max_rows)
-    names = schema.names
-    for i, record in enumerate(records):
-        if type(record) is not dict:
-            raise RequestError(f"{where}[{i}]", f"expected an object of column values, got {_json_type(record)}")
-        if record.keys() != names:
-            _check_names(record.keys(), schema, f"{where}[{i}]")
-    order = [c.name for c in schema.columns]
-    if all(r.keys() == names for r in records):
-        # Every row has every column: transpose in C (itemgetter + zip), not one lookup at a time.
-        transposed = zip(*map(operator.itemgetter(*order), records)) if len(order) > 1 else ([r[order[0]] for r in records],)
-    else:
-        transposed = ([r.get(name) for r in records] for name in order)
+    transposed = None
+    if set(map(type, records)) == {dict} and set(map(len, records)) == {len(schema.columns)}:
+        # As many keys as columns and every column found: exactly the signature's columns. The
+        # lookups and the transposition run in C (itemgetter, zip), not one value at a time.
+        try:
+            transposed = zip(*map(schema.row_values, records))
+        except KeyError:
+            pass
+    if transposed is None:
+        for i, record in enumerate(records):
+            if type(record) is not dict:
+                raise RequestError(f"{where}[{i}]", f"expected an object of column values, got {_json_type(record)}")
+            if record.keys() != schema.names:
+                _check_names(record.keys(), schema, f"{where}[{i}]")
+        transposed = ([r.get(c.name) for r in records] for c in schema.columns)
     columns = {}
     for column, values in zip(schema.columns, transposed):
-        values = list(values)
         _check_values(column, values, lambda i, name=column.name: f"{where}[{i}].{name}")
         columns[column.name] = values
     return Rows(columns, len(records))
@@ -196,16 +204,45 @@ def rows_from_v1(body: Any, schema: InputSchema, max_rows: int) -> Rows:
     raise RequestError(where, f"expected an array of row objects or an object of column arrays, got {_json_type(data)}")
 
 
-def rows_from_v2(inputs: list, parameters: dict | None, schema: InputSchema, max_rows: int) -> Rows:
-    """Open Inference Protocol: one named 1-D tensor (or [n, 1]) per column."""
+def _v2_tensors(body: Any) -> tuple[list[dict], dict | None]:
+    """The request's `inputs` and `parameters`, each checked for its JSON shape."""
+    if type(body) is not dict:
+        raise RequestError("body", f"expected a JSON object with 'inputs', got {_json_type(body)}")
+    inputs = body.get("inputs")
+    if type(inputs) is not list:
+        raise RequestError("inputs", "expected key 'inputs': an array of tensors" if inputs is None else f"expected an array of tensors, got {_json_type(inputs)}")
+    parameters = body.get("parameters")
+    if parameters is not None and type(parameters) is not dict:
+        raise RequestError("parameters", f"expected an object, got {_json_type(parameters)}")
+    for i, tensor in enumerate(inputs):
+        if type(tensor) is not dict:
+            raise RequestError(f"inputs[{i}]", f"expected a tensor object (name, shape, datatype, data), got {_json_type(tensor)}")
+        for key, kind in (("name", str), ("datatype", str), ("shape", list), ("data", list)):
+            if type(tensor.get(key)) is not kind:
+                got = "nothing" if key not in tensor else f"{_json_type(tensor[key])} {_short(tensor[key])}"
+                raise RequestError(f"inputs[{i}].{key}", f"expected {'an array' if kind is list else 'a string'}, got {got}")
+    return inputs, parameters
+
+
+def request_id(body: dict) -> str | None:
+    """The V2 request's optional `id`, echoed in the response."""
+    value = body.get("id")
+    if value is not None and type(value) is not str:
+        raise RequestError("id", f"expected a string, got {_json_type(value)} {_short(value)}")
+    return value
+
+
+def rows_from_v2(body: Any, schema: InputSchema, max_rows: int) -> Rows:
+    """An Open Inference Protocol request body (decoded JSON): one named 1-D tensor (or [n, 1]) per column."""
+    inputs, parameters = _v2_tensors(body)
     content_type = (parameters or {}).get("content_type")
     if content_type not in (None, "pd"):
-        raise RequestError("parameters.content_type", f"expected 'pd' (one tensor per column) or none, got {content_type!r}")
+        raise RequestError("parameters.content_type", f"expected 'pd' (one tensor per column) or none, got {_short(content_type)}")
     by_name = {}
     for i, tensor in enumerate(inputs):
-        if tensor.name in by_name:
-            raise RequestError(f"inputs[{i}].name", f"column {tensor.name!r} is sent twice")
-        by_name[tensor.name] = (i, tensor)
+        if tensor["name"] in by_name:
+            raise RequestError(f"inputs[{i}].name", f"column {tensor['name']!r} is sent twice")
+        by_name[tensor["name"]] = (i, tensor)
     _check_names(by_name.keys(), schema, "inputs")
     count = None
     columns = {}
@@ -215,19 +252,15 @@ def rows_from_v2(inputs: list, parameters: dict | None, schema: InputSchema, max
             continue
         i, tensor = by_name[column.name]
         where = f"inputs[{i}] ({column.name})"
-        shape = list(tensor.shape or [])
+        shape = tensor["shape"]
         if not (len(shape) == 1 or (len(shape) == 2 and shape[1] == 1)) or any(type(s) is not int or s < 0 for s in shape):
-            raise RequestError(f"{where}.shape", f"expected [rows] or [rows, 1], got {shape}")
-        if tensor.datatype not in _V2_DATATYPES[column.kind]:
+            raise RequestError(f"{where}.shape", f"expected [rows] or [rows, 1], got {_short(shape)}")
+        if tensor["datatype"] not in _V2_DATATYPES[column.kind]:
             raise RequestError(
                 f"{where}.datatype",
-                f"column type {column.type} takes {'/'.join(sorted(_V2_DATATYPES[column.kind]))}, got {tensor.datatype}",
+                f"column type {column.type} takes {'/'.join(sorted(_V2_DATATYPES[column.kind]))}, got {tensor['datatype'][:40]}",
             )
-        values = tensor.data
-        if isinstance(values, np.ndarray):
-            values = values.tolist()
-        if type(values) is not list:
-            raise RequestError(f"{where}.data", f"expected an array, got {_json_type(values)}")
+        values = tensor["data"]
         if values and type(values[0]) is list:
             if any(type(v) is not list or len(v) != 1 for v in values):
                 raise RequestError(f"{where}.data", "expected one value per row")
@@ -239,9 +272,6 @@ def rows_from_v2(inputs: list, parameters: dict | None, schema: InputSchema, max
             _check_count(count, "inputs", max_rows)
         elif len(values) != count:
             raise RequestError(f"{where}.shape", f"has {len(values)} rows; other columns have {count}")
-        if column.kind == "string":
-            # Clients may send BYTES as base64-free UTF-8 strings only (JSON has no bytes).
-            values = [v.decode("utf-8", "replace") if type(v) is bytes else v for v in values]
         _check_values(column, values, lambda i: f"{where}.data[{i}]")
         columns[column.name] = values
     if count is None:

@@ -29,7 +29,6 @@ class ServerOptions:
     predict_threads: int = 1
     parallel_rows: int = 256
     access_log: bool = False
-    grpc_port: int = 0  # 0: no gRPC server
 
 
 def parse_args(argv: list[str] | None = None) -> ServerOptions:
@@ -45,7 +44,6 @@ def parse_args(argv: list[str] | None = None) -> ServerOptions:
     p.add_argument("--predict-threads", type=int, default=1, help="model calls that may run at once")
     p.add_argument("--parallel-rows", type=int, default=256, help="model calls of at least this many rows use every core; smaller ones one OpenMP thread")
     p.add_argument("--access-log", action="store_true", help="log every request (costs throughput)")
-    p.add_argument("--grpc-port", type=int, default=0, help="also serve V2 over gRPC on this port (0: off)")
     a = p.parse_args(argv)
     for name in ("workers", "max_batch_size", "max_request_rows", "predict_threads", "parallel_rows"):
         if getattr(a, name) < 1:
@@ -76,8 +74,8 @@ def serve(options: ServerOptions) -> None:
     from kserve import logging as kserve_logging
     from kserve import model_server
 
-    from serving.errors import install_error_handler
     from serving.predictor import BatchSettings, TabularModel
+    from serving.routes import install_routes
 
     config = log_config(options.access_log)
     kserve_logging.configure_logging(config)
@@ -93,11 +91,10 @@ def serve(options: ServerOptions) -> None:
     )
     model = TabularModel(options.model_name, options.model_uri, settings)
     model.load()
-    install_error_handler(model_server.app)
+    install_routes(model_server.app, model)
     server = model_server.ModelServer(
         http_port=options.port,
-        grpc_port=options.grpc_port or 8081,
-        enable_grpc=options.grpc_port > 0,
+        enable_grpc=False,
         workers=options.workers,
         enable_latency_logging=False,
         access_log_format=None,

@@ -1,0 +1,97 @@
+"""Checking request rows against a model signature: the fast path for complete records gives what
+the general path gives, and every mistake is named by field."""
+
+import numpy as np
+import pytest
+
+from serving.errors import RequestError
+from serving.schema import Column, InputSchema, frame_from_columns, rows_from_v1, rows_from_v2
+
+NUMBER = frozenset({int, float, type(None)})
+TEXT = frozenset({str, type(None)})
+SCHEMA = InputSchema((
+    Column("area", "double", "number", True, NUMBER),
+    Column("rooms", "long", "integer", False, NUMBER),
+    Column("street", "string", "string", True, TEXT),
+))
+
+
+def refused(call, field: str, problem: str) -> None:
+    with pytest.raises(RequestError) as error:
+        call()
+    assert error.value.field == field
+    assert problem in error.value.problem, error.value.problem
+
+
+def test_records_with_every_column_in_any_key_order():
+    rows = rows_from_v1({"instances": [
+        {"area": 1.5, "rooms": 3, "street": "Pave"},
+        {"street": "Grvl", "area": 2, "rooms": None},
+    ]}, SCHEMA, 10)
+    assert rows.count == 2
+    assert {k: list(v) for k, v in rows.columns.items()} == {"area": [1.5, 2], "rooms": [3, None], "street": ["Pave", "Grvl"]}
+
+
+def test_records_may_leave_out_an_optional_column():
+    rows = rows_from_v1({"instances": [{"area": 1.0, "street": "Pave"}, {"area": 2.0, "rooms": 4, "street": "Grvl"}]}, SCHEMA, 10)
+    assert list(rows.columns["rooms"]) == [None, 4]
+
+
+def test_records_and_columns_give_the_same_frame():
+    records = [{"area": 1.5, "rooms": 3, "street": "Pave"}, {"area": 2.0, "rooms": None, "street": "Grvl"}]
+    by_records = frame_from_columns(rows_from_v1({"instances": records}, SCHEMA, 10).columns, SCHEMA)
+    columns = {"area": [1.5, 2.0], "rooms": [3, None], "street": ["Pave", "Grvl"]}
+    by_columns = frame_from_columns(rows_from_v1({"inputs": columns}, SCHEMA, 10).columns, SCHEMA)
+    assert by_records.equals(by_columns)
+    assert by_records["area"].dtype == np.float64 and by_records["street"].dtype == object
+
+
+@pytest.mark.parametrize(
+    ("records", "field", "problem"),
+    [
+        ([{"area": 1.0, "rooms": 2, "street": "Pave"}, {"area": 1.0, "rooms": 2, "road": "Pave"}], "instances[1]", "unknown column(s): road"),
+        ([{"area": 1.0, "rooms": 2, "street": "Pave"}, {"rooms": 2, "street": "Pave"}], "instances[1]", "missing column(s): area"),
+        ([{"area": 1.0, "rooms": 2, "street": "Pave"}, [1.0, 2, "Pave"]], "instances[1]", "expected an object of column values, got array"),
+        ([{"area": "big", "rooms": 2, "street": "Pave"}], "instances[0].area", "expected a number (double), got string 'big'"),
+        ([{"area": 1.0, "rooms": 2.5, "street": "Pave"}], "instances[0].rooms", "expected an integer (long), got 2.5"),
+        ([{"area": 1.0, "rooms": 2, "street": None}], "instances[0].street", "is required and may not be null"),
+    ],
+    ids=["unknown", "missing", "not-an-object", "text-for-number", "fraction-for-integer", "null-required"],
+)
+def test_record_mistakes_are_named(records, field, problem):
+    refused(lambda: rows_from_v1({"instances": records}, SCHEMA, 10), field, problem)
+
+
+def test_more_rows_than_the_limit():
+    refused(lambda: rows_from_v1({"instances": [{"area": 1.0, "street": "x"}] * 3}, SCHEMA, 2), "instances", "more than the limit of 2")
+
+
+def tensors(n: int = 2) -> list[dict]:
+    return [
+        {"name": "area", "shape": [n], "datatype": "FP64", "data": [1.5] * n},
+        {"name": "rooms", "shape": [n, 1], "datatype": "INT64", "data": [[3]] * n},
+        {"name": "street", "shape": [n], "datatype": "BYTES", "data": ["Pave"] * n},
+    ]
+
+
+def test_v2_tensors_become_columns():
+    rows = rows_from_v2({"inputs": tensors(), "parameters": {"content_type": "pd"}}, SCHEMA, 10)
+    assert rows.count == 2 and rows.columns == {"area": [1.5, 1.5], "rooms": [3, 3], "street": ["Pave", "Pave"]}
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "problem"),
+    [
+        ([], "body", "expected a JSON object with 'inputs', got array"),
+        ({"inputs": [1]}, "inputs[0]", "expected a tensor object"),
+        ({"inputs": [{"name": "area", "shape": [1], "data": [1.0]}]}, "inputs[0].datatype", "expected a string, got nothing"),
+        ({"inputs": tensors(), "parameters": []}, "parameters", "expected an object, got array"),
+        ({"inputs": tensors() + tensors()[:1]}, "inputs[3].name", "column 'area' is sent twice"),
+        ({"inputs": [dict(tensors()[0], shape=[True]), *tensors()[1:]]}, "inputs[0] (area).shape", "expected [rows] or [rows, 1]"),
+        ({"inputs": [dict(tensors()[0], datatype="BYTES"), *tensors()[1:]]}, "inputs[0] (area).datatype", "got BYTES"),
+        ({"inputs": [dict(tensors()[0], shape=[3]), *tensors()[1:]]}, "inputs[0] (area).data", "has 2 values but shape [3] says 3"),
+    ],
+    ids=["not-an-object", "tensor-not-object", "no-datatype", "parameters-not-object", "twice", "bool-shape", "datatype", "shape-vs-data"],
+)
+def test_v2_mistakes_are_named(body, field, problem):
+    refused(lambda: rows_from_v2(body, SCHEMA, 10), field, problem)
