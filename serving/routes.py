@@ -58,5 +58,4 @@ def drop_request_timing(app) -> None:
             app.user_middleware = [m for m in app.user_middleware if m.cls is not TimingMiddleware]
         return build()
 
-    if getattr(build, "__name__", "") != "build_without_timing":
-        app.build_middleware_stack = build_without_timing
+    app.build_middleware_stack = build_without_timing

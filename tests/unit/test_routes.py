@@ -1,0 +1,73 @@
+"""The predictor's own predict routes on KServe's FastAPI app: matched before KServe's generic ones,
+JSON only, and KServe's per-request timing left out unless its log lines are on."""
+
+import logging
+
+import pytest
+from fastapi import FastAPI
+from starlette.testclient import TestClient
+from timing_asgi import TimingClient, TimingMiddleware
+
+from serving.routes import drop_request_timing, install_routes
+
+
+class EchoModel:
+    """Stands in for TabularModel: answers with what the route handed it."""
+
+    name = "houses"
+
+    async def __call__(self, body, headers):
+        return {"protocol": body.protocol, "bytes": len(body.data)}, {}
+
+
+class Silent(TimingClient):
+    def timing(self, metric_name, timing, tags):
+        pass
+
+
+def app_with_kserve_routes() -> FastAPI:
+    app = FastAPI()
+    install_routes(app, EchoModel())
+
+    # What KServe adds after the model is loaded: its generic routes and its timing middleware.
+    @app.post("/v1/models/{name}:predict")
+    async def generic(name: str):
+        return {"generic": name}
+
+    app.add_middleware(TimingMiddleware, client=Silent(), metric_namer=lambda scope: "x")
+    return app
+
+
+def test_the_models_routes_come_before_kserves():
+    client = TestClient(app_with_kserve_routes())
+    headers = {"Content-Type": "application/json"}
+    assert client.post("/v1/models/houses:predict", content=b"{}", headers=headers).json() == {"protocol": "v1", "bytes": 2}
+    assert client.post("/v2/models/houses/infer", content=b"[1]", headers=headers).json() == {"protocol": "v2", "bytes": 3}
+    assert client.post("/v1/models/other:predict", content=b"{}", headers=headers).json() == {"generic": "other"}
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", None])
+def test_a_body_that_is_not_declared_json_is_a_400_naming_the_header(content_type):
+    client = TestClient(app_with_kserve_routes())
+    headers = {"Content-Type": content_type} if content_type else {}
+    response = client.post("/v1/models/houses:predict", content=b"{}", headers=headers)
+    assert response.status_code == 400
+    assert response.json()["field"] == "Content-Type"
+
+
+@pytest.mark.parametrize(("level", "kept"), [(logging.WARNING, False), (logging.INFO, True)])
+def test_kserves_request_timing_only_when_its_log_lines_are_on(level, kept):
+    trace = logging.getLogger("kserve.trace")
+    before = trace.level
+    trace.setLevel(level)
+    try:
+        app = FastAPI()
+        app.add_middleware(TimingMiddleware, client=Silent(), metric_namer=lambda scope: "x")
+        drop_request_timing(app)
+        stack, layers = app.build_middleware_stack(), []
+        while stack is not None:
+            layers.append(type(stack))
+            stack = getattr(stack, "app", None)
+        assert (TimingMiddleware in layers) is kept
+    finally:
+        trace.setLevel(before)
