@@ -4,6 +4,7 @@ the registry lookup on a real MLflow store, and sending that never raises."""
 from __future__ import annotations
 
 import json
+import os
 import time
 
 import pytest
@@ -227,18 +228,23 @@ def test_finds_the_version_this_run_registered(mlflow_store):
     assert registered_by_run("houses", "x' or name='houses") is None
 
 
-def test_gather_outcome_reports_an_unreachable_registry(monkeypatch):
+def test_gather_outcome_reports_an_unreachable_registry_without_mlflows_long_retries(monkeypatch):
     import mlflow
 
-    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
-    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")
+    monkeypatch.delenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", raising=False)
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")  # set by the caller: kept
     mlflow.set_tracking_uri(f"http://127.0.0.1:{free_port()}")
+    started = time.monotonic()
     try:
         outcome = gather_outcome({"state": "SUCCEEDED", "error": {}}, "houses", "run-b", "training-1")
     finally:
         mlflow.set_tracking_uri(None)
+    # MLflow's default of 7 retries with exponential back-off would take about four minutes.
+    assert time.monotonic() - started < 60
     assert outcome.registration is None and outcome.registry_problem
     assert "could not be read" in build_message(outcome, environ={})["text"]
+    assert "MLFLOW_HTTP_REQUEST_MAX_RETRIES" not in os.environ
+    assert os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] == "2"
 
 
 # ---- sending -------------------------------------------------------------------------------------
