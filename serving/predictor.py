@@ -114,9 +114,9 @@ class TabularModel(Model):
 
         if not isinstance(example, pd.DataFrame):
             example = pd.DataFrame(example)
-        rows = rows_from_v1({"instances": records_from_frame(example)}, self.schema, max(len(example), 1))
-        (scored,) = self._score(rows.columns, rows.count, [rows.count])
-        log.info("warm-up prediction on %d example rows: %s", rows.count, scored.values[:3].tolist())
+        parsed = self.parse(Body("v1", orjson.dumps({"instances": records_from_frame(example)})), max(len(example), 1))
+        (scored,) = self._score(parsed.rows.columns, parsed.rows.count, [parsed.rows.count])
+        log.info("warm-up prediction on %d example rows: %s", parsed.rows.count, scored.values[:3].tolist())
 
     # Runs in the predict thread: one frame and one model call for the whole batch.
     def _score(self, columns: dict[str, list], rows: int, sizes: list[int]) -> list[Scored]:
@@ -169,16 +169,19 @@ class TabularModel(Model):
             outputs.append({"name": f"probability_{label}", "datatype": "FP64", "shape": [-1]})
         return outputs
 
-    async def preprocess(self, payload: Body, headers: dict[str, str] | None = None) -> _Parsed:
+    def parse(self, payload: Body, max_rows: int) -> _Parsed:
+        """Decodes and checks a request body; RequestError names what is wrong."""
         try:
             body = orjson.loads(payload.data)
         except orjson.JSONDecodeError as exc:
             raise RequestError("body", f"is not valid JSON: {exc}") from None
-        limit = self.settings.max_request_rows
         if payload.protocol == "v2":
-            rows = rows_from_v2(body, self.schema, limit)
+            rows = rows_from_v2(body, self.schema, max_rows)
             return _Parsed(rows, "v2", request_id(body))
-        return _Parsed(rows_from_v1(body, self.schema, limit), "v1")
+        return _Parsed(rows_from_v1(body, self.schema, max_rows), "v1")
+
+    async def preprocess(self, payload: Body, headers: dict[str, str] | None = None) -> _Parsed:
+        return self.parse(payload, self.settings.max_request_rows)
 
     async def predict(self, payload: _Parsed, headers: dict[str, str] | None = None) -> dict:
         scored: Scored = await self.batcher.submit(payload.rows.columns, payload.rows.count)

@@ -1,7 +1,8 @@
 """Checking request rows against the model's signature, cheaply, and turning them into one frame.
 
 The schema is computed once at load time. Per request the work is a few set operations per
-column over plain Python lists; pandas is touched once per *batch*, in the predict thread.
+column over plain Python sequences; pandas is touched once per *batch*, in the predict thread.
+Request bodies are decoded by orjson, which refuses NaN and infinities, so every float is finite.
 The frame gets the dtypes batch scoring gives (`lifecycle.scoring.conform_to_signature`):
 float64 for every numeric column and object strings with None for missing text, so the online
 and batch predictions of the same rows are the same numbers.
@@ -83,9 +84,9 @@ class InputSchema:
 
 @dataclass
 class Rows:
-    """Checked rows as one list per signature column (None for a missing value)."""
+    """Checked rows as one list or tuple per signature column (None for a missing value)."""
 
-    columns: dict[str, list]
+    columns: dict[str, Sequence]
     count: int
 
 
@@ -94,9 +95,7 @@ def _json_type(value: Any) -> str:
 
 
 def _check_values(column: Column, values: Sequence, field_at) -> None:
-    """Raises RequestError naming the first value that does not fit the column.
-
-    The values come from orjson, which refuses NaN and infinities, so every float is finite."""
+    """Raises RequestError naming the first value that does not fit the column."""
     types = set(map(type, values))
     if types <= column.allowed and (NoneType not in types or not column.required):
         if column.kind == "integer" and float in types:
