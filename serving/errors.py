@@ -41,7 +41,8 @@ def install_error_handler(app) -> None:
 
 class ClientErrorFilter(logging.Filter):
     """Drops KServe's traceback for a client's mistake it answers itself (a body it cannot decode: 400;
-    an unknown model name: 404): a client's mistake is not a server event."""
+    an unknown model name: 404; a route the model does not offer, such as `:explain`: 501): a
+    client's mistake is not a server event."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return not (record.exc_info and isinstance(record.exc_info[1], (InvalidInput, ModelNotFound)))
+        return not (record.exc_info and isinstance(record.exc_info[1], (InvalidInput, ModelNotFound, NotImplementedError)))

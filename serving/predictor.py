@@ -181,6 +181,9 @@ class TabularModel(Model):
         return _Parsed(rows_from_v1(body, self.schema, max_rows), "v1")
 
     async def preprocess(self, payload: Body, headers: dict[str, str] | None = None) -> _Parsed:
+        if not isinstance(payload, Body):
+            # Only KServe's generic routes hand the model anything else: `:explain`, which it does not offer.
+            raise NotImplementedError(f"model {self.name} answers /v1/models/{self.name}:predict and /v2/models/{self.name}/infer only")
         return self.parse(payload, self.settings.max_request_rows)
 
     async def predict(self, payload: _Parsed, headers: dict[str, str] | None = None) -> dict:

@@ -98,6 +98,12 @@ def test_v2_missing_column(ames_server, ames_rows):
     rejected(ames_server.infer_v2({"inputs": tensors}), "inputs", "missing column(s): Year_Built")
 
 
+def test_explain_is_not_offered_and_says_so(ames_server, ames_rows):
+    response = httpx.post(f"{ames_server.url}/v1/models/ames:explain", json={"instances": [one_row(ames_rows)]}, timeout=10)
+    assert response.status_code == 501, response.text
+    assert "answers /v1/models/ames:predict and /v2/models/ames/infer only" in response.json()["error"]
+
+
 def test_unknown_model_is_404_not_500(ames_server, ames_rows):
     response = httpx.post(f"{ames_server.url}/v1/models/nope:predict", json={"instances": [one_row(ames_rows)]}, timeout=10)
     assert response.status_code == 404
