@@ -19,6 +19,10 @@ class RequestError(InvalidInput):
         self.status = status
 
 
+class RouteNotOffered(NotImplementedError):
+    """A KServe route the model does not serve (e.g. `:explain`); KServe answers it with 501."""
+
+
 class ModelLoadError(RuntimeError):
     """The model cannot be served here; the message says why (the server does not start)."""
 
@@ -45,4 +49,4 @@ class ClientErrorFilter(logging.Filter):
     client's mistake is not a server event."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return not (record.exc_info and isinstance(record.exc_info[1], (InvalidInput, ModelNotFound, NotImplementedError)))
+        return not (record.exc_info and isinstance(record.exc_info[1], (InvalidInput, ModelNotFound, RouteNotOffered)))

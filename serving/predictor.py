@@ -15,7 +15,7 @@ from kserve import Model
 from threadpoolctl import ThreadpoolController
 
 from serving.batching import DynamicBatcher
-from serving.errors import ModelLoadError, RequestError
+from serving.errors import ModelLoadError, RequestError, RouteNotOffered
 from serving.loading import LoadedModel, load_model
 from serving.schema import (
     InputSchema,
@@ -183,7 +183,7 @@ class TabularModel(Model):
     async def preprocess(self, payload: Body, headers: dict[str, str] | None = None) -> _Parsed:
         if not isinstance(payload, Body):
             # Only KServe's generic routes hand the model anything else: `:explain`, which it does not offer.
-            raise NotImplementedError(f"model {self.name} answers /v1/models/{self.name}:predict and /v2/models/{self.name}/infer only")
+            raise RouteNotOffered(f"model {self.name} answers /v1/models/{self.name}:predict and /v2/models/{self.name}/infer only")
         return self.parse(payload, self.settings.max_request_rows)
 
     async def predict(self, payload: _Parsed, headers: dict[str, str] | None = None) -> dict:

@@ -2,12 +2,14 @@
 JSON only, and KServe's per-request timing left out unless its log lines are on."""
 
 import logging
+import sys
 
 import pytest
 from fastapi import FastAPI
 from starlette.testclient import TestClient
 from timing_asgi import TimingClient, TimingMiddleware
 
+from serving.errors import ClientErrorFilter, RequestError, RouteNotOffered
 from serving.routes import drop_request_timing, install_routes
 
 
@@ -71,3 +73,15 @@ def test_kserves_request_timing_only_when_its_log_lines_are_on(level, kept):
         assert (TimingMiddleware in layers) is kept
     finally:
         trace.setLevel(before)
+
+
+@pytest.mark.parametrize(
+    "error, dropped",
+    [(RouteNotOffered("no :explain"), True), (RequestError("body", "is not valid JSON"), True), (NotImplementedError("a server bug"), False), (ValueError("a server bug"), False)],
+)
+def test_only_client_mistakes_lose_their_traceback(error, dropped):
+    try:
+        raise error
+    except Exception:
+        record = logging.LogRecord("kserve", logging.ERROR, __file__, 1, "failed", None, sys.exc_info())
+    assert ClientErrorFilter().filter(record) is not dropped
