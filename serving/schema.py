@@ -178,6 +178,12 @@ def rows_from_columns(data: dict, schema: InputSchema, where: str, max_rows: int
             raise RequestError(f"{where}.{name}", f"has {len(values)} values; other columns have {count}")
         _check_values(column, values, lambda i: f"{where}.{name}[{i}]")
         columns[name] = values
+    return _with_absent_columns(columns, count, where, max_rows)
+
+
+def _with_absent_columns(columns: dict[str, Sequence | None], count: int | None, where: str, max_rows: int) -> Rows:
+    """Rows of columns sent one array each: the optional columns not sent (None) are all null.
+    No column sent at all is an empty batch."""
     if count is None:
         _check_count(0, where, max_rows)
     for name, values in columns.items():
@@ -273,12 +279,7 @@ def rows_from_v2(body: Any, schema: InputSchema, max_rows: int) -> Rows:
             raise RequestError(f"{where}.shape", f"has {len(values)} rows; other columns have {count}")
         _check_values(column, values, lambda i: f"{where}.data[{i}]")
         columns[column.name] = values
-    if count is None:
-        _check_count(0, "inputs", max_rows)
-    for name, values in columns.items():
-        if values is None:
-            columns[name] = [None] * count
-    return Rows(columns, count)
+    return _with_absent_columns(columns, count, "inputs", max_rows)
 
 
 def frame_from_columns(columns: dict[str, list], schema: InputSchema):
