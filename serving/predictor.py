@@ -68,6 +68,11 @@ def settle_heap() -> None:
     gc.freeze()
 
 
+def label_key(label: Any) -> str:
+    """A class label as a JSON object key: text as it is, any other label as its JSON text (`1`, `true`)."""
+    return label if isinstance(label, str) else orjson.dumps(label).decode()
+
+
 def _v2_datatype(values: np.ndarray) -> str:
     if values.dtype.kind == "f":
         return "FP64"
@@ -81,11 +86,13 @@ def _v2_datatype(values: np.ndarray) -> str:
 class TabularModel(Model):
     """Serves one MLflow sklearn model; refuses to start if it cannot load or predict it."""
 
-    def __init__(self, name: str, model_uri: str, settings: BatchSettings | None = None):
+    def __init__(self, name: str, model_uri: str, settings: BatchSettings | None = None, model_version: str | None = None):
         super().__init__(name)
         self.model_uri = model_uri
         self.settings = settings or BatchSettings()
+        self.model_version = model_version  # V2 answers carry it, so a client sees which version answered
         self.loaded: LoadedModel | None = None
+        self.class_keys: list[str] = []
         self.schema: InputSchema | None = None
         self.batcher: DynamicBatcher | None = None
         self._threads: ThreadpoolController | None = None
@@ -93,6 +100,7 @@ class TabularModel(Model):
     def load(self) -> bool:
         self.loaded = load_model(self.model_uri)
         self.schema = InputSchema.from_signature(self.loaded.signature)
+        self.class_keys = [label_key(label) for label in self.loaded.classes or []]
         self._start_serving()
         self._warm_up()
         settle_heap()
@@ -106,7 +114,8 @@ class TabularModel(Model):
         self._threads = ThreadpoolController()
 
     def _warm_up(self) -> None:
-        """Scores the model's input example through the request path; a failure stops the server."""
+        """Scores the model's input example through the request path and encodes both protocols'
+        answers; a failure stops the server."""
         example = self.loaded.input_example
         if example is None:
             raise ModelLoadError(f"{self.model_uri} has no input example to warm up on (log the model with input_example=)")
@@ -114,8 +123,13 @@ class TabularModel(Model):
 
         if not isinstance(example, pd.DataFrame):
             example = pd.DataFrame(example)
-        parsed = self.parse(Body("v1", orjson.dumps({"instances": records_from_frame(example)})), max(len(example), 1))
-        (scored,) = self._score(parsed.rows.columns, parsed.rows.count, [parsed.rows.count])
+        try:
+            parsed = self.parse(Body("v1", orjson.dumps({"instances": records_from_frame(example)})), max(len(example), 1))
+            (scored,) = self._score(parsed.rows.columns, parsed.rows.count, [parsed.rows.count])
+            for protocol in ("v1", "v2"):
+                orjson.dumps(self._response(scored, protocol, None))
+        except Exception as exc:
+            raise ModelLoadError(f"the warm-up prediction on the model's input example failed: {type(exc).__name__}: {exc}") from exc
         log.info("warm-up prediction on %d example rows: %s", parsed.rows.count, scored.values[:3].tolist())
 
     # Runs in the predict thread: one frame and one model call for the whole batch.
@@ -164,9 +178,10 @@ class TabularModel(Model):
         return [{"name": c.name, "datatype": preferred[c.kind], "shape": [-1]} for c in self.schema.columns]
 
     def get_output_types(self) -> list[dict]:
-        outputs = [{"name": "prediction", "datatype": "BYTES" if self.loaded.classes else "FP64", "shape": [-1]}]
-        for label in self.loaded.classes or []:
-            outputs.append({"name": f"probability_{label}", "datatype": "FP64", "shape": [-1]})
+        classes = self.loaded.classes
+        outputs = [{"name": "prediction", "datatype": _v2_datatype(np.asarray(classes)) if classes else "FP64", "shape": [-1]}]
+        for key in self.class_keys:
+            outputs.append({"name": f"probability_{key}", "datatype": "FP64", "shape": [-1]})
         return outputs
 
     def parse(self, payload: Body, max_rows: int) -> _Parsed:
@@ -187,21 +202,29 @@ class TabularModel(Model):
         return self.parse(payload, self.settings.max_request_rows)
 
     async def predict(self, payload: _Parsed, headers: dict[str, str] | None = None) -> dict:
-        scored: Scored = await self.batcher.submit(payload.rows.columns, payload.rows.count)
-        if payload.protocol == "v2":
-            return self._v2_response(scored, payload.request_id)
+        try:
+            scored: Scored = await self.batcher.submit(payload.rows.columns, payload.rows.count)
+        except ValueError as exc:
+            # Values the signature allows that the model still refuses (e.g. sums of huge numbers
+            # overflowing to infinity in a derived feature); the model scored its input example.
+            log.warning("the model refused a request's values: %s", exc)
+            raise RequestError(payload.rows.field, f"the model cannot score these values: {exc}", status=422) from None
+        return self._response(scored, payload.protocol, payload.request_id)
+
+    def _response(self, scored: Scored, protocol: str, request_id: str | None) -> dict:
+        if protocol == "v2":
+            return self._v2_response(scored, request_id)
         response: dict[str, Any] = {"predictions": scored.values.tolist()}
         if scored.proba is not None:
-            classes = self.loaded.classes
-            response["probabilities"] = [dict(zip(classes, row)) for row in scored.proba.tolist()]
+            response["probabilities"] = [dict(zip(self.class_keys, row)) for row in scored.proba.tolist()]
         return response
 
     def _v2_response(self, scored: Scored, request_id: str | None) -> dict:
         """An Open Inference Protocol response: the prediction tensor, then one probability tensor per class."""
         outputs = [_v2_tensor("prediction", scored.values)]
         if scored.proba is not None:
-            outputs += [_v2_tensor(f"probability_{label}", scored.proba[:, i]) for i, label in enumerate(self.loaded.classes)]
-        return {"model_name": self.name, "model_version": None, "id": request_id or str(uuid.uuid4()), "parameters": None, "outputs": outputs}
+            outputs += [_v2_tensor(f"probability_{key}", scored.proba[:, i]) for i, key in enumerate(self.class_keys)]
+        return {"model_name": self.name, "model_version": self.model_version, "id": request_id or str(uuid.uuid4()), "parameters": None, "outputs": outputs}
 
 
 def _v2_tensor(name: str, values: np.ndarray) -> dict:

@@ -88,20 +88,23 @@ class Rows:
 
     columns: dict[str, Sequence]
     count: int
+    field: str  # where the rows are in the body (`instances`, `inputs`), for errors about them all
 
 
 def _json_type(value: Any) -> str:
     return _JSON_NAMES.get(type(value), type(value).__name__)
 
 
-def _check_values(column: Column, values: Sequence, field_at) -> None:
-    """Raises RequestError naming the first value that does not fit the column."""
+def _check_values(column: Column, values: Sequence, field_at, integer_type: str | None = None) -> None:
+    """Raises RequestError naming the first value that does not fit the column. Whole numbers are
+    required by an integer column, or by `integer_type` (a V2 tensor's INT datatype)."""
     types = set(map(type, values))
     if types <= column.allowed and (NoneType not in types or not column.required):
-        if column.kind == "integer" and float in types:
+        integer_type = integer_type or (column.type if column.kind == "integer" else None)
+        if integer_type and float in types:
             for i, v in enumerate(values):
                 if type(v) is float and not v.is_integer():
-                    raise RequestError(field_at(i), f"expected an integer ({column.type}), got {v!r}")
+                    raise RequestError(field_at(i), f"expected an integer ({integer_type}), got {v!r}")
         return
     for i, v in enumerate(values):
         if v is None:
@@ -155,7 +158,7 @@ def rows_from_records(records: list, schema: InputSchema, where: str, max_rows: 
     for column, values in zip(schema.columns, transposed):
         _check_values(column, values, lambda i, name=column.name: f"{where}[{i}].{name}")
         columns[column.name] = values
-    return Rows(columns, len(records))
+    return Rows(columns, len(records), where)
 
 
 def rows_from_columns(data: dict, schema: InputSchema, where: str, max_rows: int) -> Rows:
@@ -167,6 +170,8 @@ def rows_from_columns(data: dict, schema: InputSchema, where: str, max_rows: int
         name = column.name
         values = data.get(name)
         if values is None:
+            if column.required:  # sent (checked above), as null
+                raise RequestError(f"{where}.{name}", "is required and may not be null")
             columns[name] = None
             continue
         if type(values) is not list:
@@ -189,7 +194,7 @@ def _with_absent_columns(columns: dict[str, Sequence | None], count: int | None,
     for name, values in columns.items():
         if values is None:
             columns[name] = [None] * count
-    return Rows(columns, count)
+    return Rows(columns, count, where)
 
 
 def rows_from_v1(body: Any, schema: InputSchema, max_rows: int) -> Rows:
@@ -277,7 +282,8 @@ def rows_from_v2(body: Any, schema: InputSchema, max_rows: int) -> Rows:
             _check_count(count, "inputs", max_rows)
         elif len(values) != count:
             raise RequestError(f"{where}.shape", f"has {len(values)} rows; other columns have {count}")
-        _check_values(column, values, lambda i: f"{where}.data[{i}]")
+        integer_type = tensor["datatype"] if tensor["datatype"] in _V2_DATATYPES["integer"] else None
+        _check_values(column, values, lambda i: f"{where}.data[{i}]", integer_type)
         columns[column.name] = values
     return _with_absent_columns(columns, count, "inputs", max_rows)
 
@@ -292,7 +298,7 @@ def frame_from_columns(columns: dict[str, list], schema: InputSchema):
         if column.kind in ("number", "integer"):
             data[column.name] = np.array(values, dtype="float64")  # None -> NaN
         elif column.kind == "boolean":
-            data[column.name] = np.array(values, dtype=object)
+            data[column.name] = np.array(values, dtype=object if None in values else bool)  # as pandas reads them
         else:
             array = np.empty(len(values), dtype=object)
             array[:] = values

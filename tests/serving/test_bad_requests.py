@@ -6,7 +6,7 @@ import json
 import httpx
 import pytest
 
-from tests.serving.conftest import records, v2_tensors
+from tests.serving.conftest import records, records_by_column, v2_tensors
 
 pytestmark = pytest.mark.pipeline
 
@@ -15,8 +15,8 @@ def one_row(ames_rows) -> dict:
     return records(ames_rows.head(1))[0]
 
 
-def rejected(response: httpx.Response, field: str, problem: str) -> None:
-    assert response.status_code == 400, response.text
+def rejected(response: httpx.Response, field: str, problem: str, status: int = 400) -> None:
+    assert response.status_code == status, response.text
     error = response.json()
     assert error["field"] == field, error
     assert problem in error["problem"], error
@@ -55,6 +55,34 @@ def test_empty_batch(ames_server, body):
 def test_batch_over_the_configured_limit(ames_server, ames_rows):
     rows = records(ames_rows.head(1)) * 501  # the fixture serves with --max-request-rows 500
     rejected(ames_server.predict_v1({"instances": rows}), "instances", "more than the limit of 500")
+
+
+def test_required_column_sent_as_null_in_column_layout(ames_server, ames_rows):
+    columns = records_by_column(ames_rows.head(2))
+    columns["Lot_Area"] = None
+    rejected(ames_server.predict_v1({"instances": columns}), "instances.Lot_Area", "is required and may not be null")
+
+
+def test_values_the_model_cannot_score_are_422_and_spare_the_rest_of_the_batch(ames_server, ames_rows):
+    """Every value fits the signature, but the derived Total_SF (a sum of three areas) overflows to
+    infinity, which the model refuses: the client's values, so a 422 naming the rows, not a 500.
+    Sent together with good requests, those are still answered."""
+    import asyncio
+
+    huge = one_row(ames_rows)
+    huge.update(Total_Bsmt_SF=1e308, First_Flr_SF=1e308, Second_Flr_SF=1e308)
+    good = {"instances": records(ames_rows.head(3))}
+    expected = ames_server.predict_v1(good).json()
+
+    async def send_together():
+        async with httpx.AsyncClient(base_url=ames_server.url, timeout=30) as client:
+            bodies = [good] * 8 + [{"instances": [huge]}] + [good] * 8
+            return await asyncio.gather(*(client.post("/v1/models/ames:predict", json=b) for b in bodies))
+
+    responses = asyncio.run(send_together())
+    rejected(responses[8], "instances", "the model cannot score these values: Input X contains infinity", status=422)
+    assert all(r.status_code == 200 and r.json() == expected for r in responses[:8] + responses[9:])
+    assert ames_server.ready()
 
 
 @pytest.mark.parametrize("path", ["/v1/models/ames:predict", "/v2/models/ames/infer"])

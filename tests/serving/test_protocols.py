@@ -109,3 +109,35 @@ def test_concurrent_requests_each_get_their_own_rows(ames_server, ames_rows, ame
 def test_requests_are_not_access_logged_by_default(ames_server, ames_rows):
     ames_server.predict_v1({"instances": records(ames_rows.head(1))})
     assert "POST /v1/models/ames:predict" not in ames_server.output()
+
+
+@pytest.fixture(scope="module")
+def integer_label_server(tmp_path_factory):
+    """A classifier whose labels are integers (0/1), saved as a plain MLflow model folder, served as
+    registered version 7."""
+    import pandas as pd
+    from mlflow.models import infer_signature
+    from sklearn.linear_model import LogisticRegression
+
+    from tests.serving.conftest import start_server, stop_server
+
+    frame = pd.DataFrame({"x": [0.0, 0.5, 1.0, 3.0, 3.5, 4.0], "y": [1.0, 0.0, 1.0, 0.0, 1.0, 0.0]})
+    model = LogisticRegression().fit(frame, [0, 0, 0, 1, 1, 1])
+    folder = tmp_path_factory.mktemp("int-labels") / "model"
+    mlflow.sklearn.save_model(model, str(folder), signature=infer_signature(frame), input_example=frame.head(2))
+    server = start_server(str(folder), "clf", folder.parent / "server.log", "--model-version", "7")
+    yield server, model, frame
+    stop_server(server)
+
+
+def test_integer_class_labels_in_both_protocols(integer_label_server):
+    server, model, frame = integer_label_server
+    v1 = server.predict_v1({"instances": records(frame)})
+    assert v1.status_code == 200, v1.text
+    assert v1.json()["predictions"] == model.predict(frame).tolist()
+    assert [list(p) for p in v1.json()["probabilities"]] == [["0", "1"]] * len(frame)  # JSON object keys are text
+    v2 = server.infer_v2({"inputs": v2_tensors(frame)}).json()
+    assert v2["model_version"] == "7"
+    assert [(o["name"], o["datatype"]) for o in v2["outputs"]] == [("prediction", "INT64"), ("probability_0", "FP64"), ("probability_1", "FP64")]
+    metadata = httpx.get(f"{server.url}/v2/models/clf", timeout=10).json()
+    assert [(o["name"], o["datatype"]) for o in metadata["outputs"]] == [(o["name"], o["datatype"]) for o in v2["outputs"]]

@@ -90,8 +90,22 @@ def test_v2_tensors_become_columns():
         ({"inputs": [dict(tensors()[0], shape=[True]), *tensors()[1:]]}, "inputs[0] (area).shape", "expected [rows] or [rows, 1]"),
         ({"inputs": [dict(tensors()[0], datatype="BYTES"), *tensors()[1:]]}, "inputs[0] (area).datatype", "got BYTES"),
         ({"inputs": [dict(tensors()[0], shape=[3]), *tensors()[1:]]}, "inputs[0] (area).data", "has 2 values but shape [3] says 3"),
+        ({"inputs": [dict(tensors()[0], datatype="INT64"), *tensors()[1:]]}, "inputs[0] (area).data[0]", "expected an integer (INT64), got 1.5"),
     ],
-    ids=["not-an-object", "tensor-not-object", "no-datatype", "parameters-not-object", "twice", "bool-shape", "datatype", "shape-vs-data"],
+    ids=["not-an-object", "tensor-not-object", "no-datatype", "parameters-not-object", "twice", "bool-shape", "datatype", "shape-vs-data",
+         "fraction-in-int-tensor"],
 )
 def test_v2_mistakes_are_named(body, field, problem):
     refused(lambda: rows_from_v2(body, SCHEMA, 10), field, problem)
+
+
+def test_columns_with_a_required_column_sent_as_null():
+    refused(lambda: rows_from_v1({"instances": {"area": None, "street": ["Pave"]}}, SCHEMA, 10), "instances.area", "is required and may not be null")
+    rows = rows_from_v1({"instances": {"area": [1.0], "rooms": None, "street": ["Pave"]}}, SCHEMA, 10)  # optional: all null
+    assert rows.columns["rooms"] == [None] and rows.field == "instances"
+
+
+def test_boolean_columns_are_bool_unless_a_value_is_missing():
+    flags = InputSchema((Column("flag", "boolean", "boolean", False, frozenset({bool, type(None)})),))
+    assert frame_from_columns({"flag": [True, False]}, flags)["flag"].dtype == bool
+    assert frame_from_columns({"flag": [True, None]}, flags)["flag"].dtype == object
