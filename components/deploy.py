@@ -7,13 +7,14 @@ def deploy_model(registration: dict, namespace: str, timeout_seconds: int, alias
 
     The champion is deployed whether or not this run's version became champion, so a run whose
     model did not beat the champion redeploys the same version and changes nothing. The service is
-    created, or patched when it exists, waited for until Ready (GET only), and sent the model's
-    input example as a V2 request. Tracking URI from MLFLOW_TRACKING_URI.
+    created, or patched when it exists, and waited for (GET only) until it is Ready and the model's
+    input example, sent as a V2 request, is answered by this version. Tracking URI from
+    MLFLOW_TRACKING_URI.
 
     Args:
         registration: The register step's summary (its model_name names the registered model and the service).
         namespace: Namespace of the InferenceService.
-        timeout_seconds: How long to wait for the service to become Ready.
+        timeout_seconds: How long to wait for this version to answer.
         alias: Registered-model alias of the version to serve.
 
     Returns:

@@ -3,8 +3,14 @@
 The InferenceService points at the version's own artifacts in S3 (the MLflow download URI), so
 KServe serves exactly what was registered. It is created, or patched when it exists, and then
 waited for by reading it with GET only: the pipeline's ServiceAccount may get, create and patch
-InferenceServices and nothing else (no list, no watch). Once Ready, the model's own input example
-goes to the predictor as a V2 request and must come back with one prediction per row.
+InferenceServices and nothing else (no list, no watch).
+
+Ready alone does not mean the new version is served: in Standard (raw) mode a patch rolls the
+Deployment over without ever leaving Ready, because the old pod stays available until the new one
+is, and `status.observedGeneration` is the Deployment's counter, not the InferenceService's. So
+once Ready, the model's own input example goes to the predictor as a V2 request, and the step waits
+until the answer carries the deployed version as `model_version` (the InferenceService sets
+MODEL_VERSION on the predictor) with one prediction per row.
 """
 
 from __future__ import annotations
@@ -24,6 +30,10 @@ DEFAULT_NAMESPACE = "models"
 DEFAULT_ALIAS = "champion"
 # A model that cannot load never becomes Ready; these say so before the timeout.
 TERMINAL_TRANSITIONS = frozenset({"BlockedByFailedLoad", "InvalidSpec"})
+# KServe copies a Deployment's Progressing=False into PredictorReady (and so Ready): the rollout has
+# stopped trying, and the old pod, if any, keeps serving the old version.
+TERMINAL_REASONS = frozenset({"ProgressDeadlineExceeded"})
+READY_CONDITIONS = ("Ready", "PredictorReady")
 
 
 class DeploymentError(RuntimeError):
@@ -32,6 +42,10 @@ class DeploymentError(RuntimeError):
 
 class SmokeTestError(DeploymentError):
     """The predictor did not answer the smoke request with one prediction per row."""
+
+    def __init__(self, message: str, model_version: str | None = None):
+        super().__init__(message)
+        self.model_version = model_version  # of the predictor that refused, when its answer says
 
 
 @dataclass
@@ -42,7 +56,6 @@ class Deployment:
     version: str
     storage_uri: str
     action: str  # created | patched
-    generation: int
     url: str  # the V2 infer endpoint inside the cluster
     smoke: dict[str, Any] = field(default_factory=dict)
 
@@ -150,30 +163,81 @@ def describe_status(status: dict | None) -> str:
     return "; ".join(parts) or "no condition reported a problem"
 
 
-def is_ready(obj: dict, generation: int) -> bool:
-    """Ready, and the controller has seen this generation (a patch is not served by the old status)."""
-    status = obj.get("status") or {}
-    if int(status.get("observedGeneration") or 0) < generation:
-        return False
+def is_ready(status: dict) -> bool:
+    """The Ready condition is True; during a rolling update the old pod alone keeps it so."""
     return any(c.get("type") == "Ready" and str(c.get("status")).lower() == "true" for c in status.get("conditions") or [])
 
 
-def wait_until_ready(client, name: str, namespace: str, generation: int, timeout_seconds: float, poll_seconds: float = 5.0) -> dict:
-    """Reads the InferenceService (GET only) until it is Ready for `generation`; raises with the controller's message."""
+def has_failed(status: dict) -> bool:
+    """The controller says the service will not get to Ready by waiting: the model failed to load or
+    the spec is invalid, or the Deployment exceeded its progress deadline."""
+    if (status.get("modelStatus") or {}).get("transitionStatus") in TERMINAL_TRANSITIONS:
+        return True
+    return any(
+        c.get("type") in READY_CONDITIONS and str(c.get("status")).lower() == "false" and c.get("reason") in TERMINAL_REASONS
+        for c in status.get("conditions") or []
+    )
+
+
+def _who_answered(answer: dict | None) -> str:
+    if answer is None:
+        return "nothing answered the smoke request"
+    if answer.get("model_version") is None:
+        return "the predictor answered without a model_version"
+    return f"version {answer['model_version']} answered"
+
+
+def wait_until_serving(
+    client, name: str, namespace: str, version: str, base_url: str, example, timeout_seconds: float, poll_seconds: float = 5.0
+) -> dict:
+    """Reads the InferenceService (GET only) until it is Ready and `version` answers the smoke request.
+
+    Args:
+        client: A `kserve.KServeClient`.
+        name: Name of the InferenceService, also the model name in the predictor's URL.
+        namespace: Namespace of the InferenceService.
+        version: The registered version that must answer, as the predictor reports it in `model_version`.
+        base_url: Base URL of the predictor.
+        example: The DataFrame to send as the smoke request.
+        timeout_seconds: How long to wait for the version to answer.
+        poll_seconds: Time between status reads.
+
+    Returns:
+        The smoke request's result from `smoke_request`.
+
+    Raises:
+        DeploymentError: The controller reports a failure it will not recover from, or `version` did
+            not answer in time; the message has the controller's status and who answered instead.
+        SmokeTestError: The predictor answered with an error or without one prediction per row.
+    """
     deadline = time.monotonic() + timeout_seconds
+    answer = None
     while True:
         try:
             obj = client.get(name, namespace=namespace)
         except RuntimeError as exc:
             raise DeploymentError(f"reading InferenceService {namespace}/{name} failed: {_api_message(exc)}") from exc
-        if is_ready(obj, generation):
-            return obj
         status = obj.get("status") or {}
-        if (status.get("modelStatus") or {}).get("transitionStatus") in TERMINAL_TRANSITIONS:
+        # Checked first: past its progress deadline a rollout is still Ready on the old pod.
+        if has_failed(status):
             raise DeploymentError(f"InferenceService {namespace}/{name} failed: {describe_status(status)}")
+        if is_ready(status):
+            # A Service that just became Ready may take a moment to route; not past the deadline.
+            retry = min(30.0, max(0.0, deadline - time.monotonic()))
+            try:
+                answer = smoke_request(base_url, name, example, retry_seconds=retry)
+            except SmokeTestError as exc:
+                if exc.model_version is None or str(exc.model_version) == version:
+                    raise
+                # The old version refusing the new one's example (its columns changed): still rolling out.
+                answer = {"model_version": exc.model_version}
+            if answer["model_version"] is not None and str(answer["model_version"]) == version:
+                return answer
+            log.info("%s; waiting for version %s to roll out", _who_answered(answer), version)
         if time.monotonic() + poll_seconds > deadline:
             raise DeploymentError(
-                f"InferenceService {namespace}/{name} not ready after {timeout_seconds:g} s: {describe_status(status)}"
+                f"InferenceService {namespace}/{name} not serving version {version} after {timeout_seconds:g} s: "
+                f"{_who_answered(answer)}; {describe_status(status)}"
             )
         time.sleep(poll_seconds)
 
@@ -214,12 +278,22 @@ def infer_url(base_url: str, model_name: str) -> str:
     return f"{base_url.rstrip('/')}/v2/models/{model_name}/infer"
 
 
+def _answered_version(text: str) -> str | None:
+    """The `model_version` of a JSON answer (this project's predictor puts it in errors too)."""
+    try:
+        answer = json.loads(text)
+    except ValueError:
+        return None
+    return answer.get("model_version") if isinstance(answer, dict) else None
+
+
 def smoke_request(url: str, model_name: str, example, timeout: float = 30.0, retry_seconds: float = 0.0) -> dict:
     """Sends `example` (a DataFrame) to a V2 server at `url` and checks one prediction comes back per row.
 
     Works against any Open Inference Protocol server. Connection errors are retried for
     `retry_seconds` (a Service that just became Ready may take a moment to route). Returns the rows
-    sent and the predictions; raises SmokeTestError with the status and body otherwise.
+    sent, the predictions and the `model_version` the server answered with (None when it sent
+    none); raises SmokeTestError with the status and body otherwise.
     """
     endpoint = infer_url(url, model_name)
     body = json.dumps(v2_request(example)).encode()
@@ -239,16 +313,17 @@ def smoke_request(url: str, model_name: str, example, timeout: float = 30.0, ret
                 raise SmokeTestError(f"smoke request to {endpoint} failed: {getattr(exc, 'reason', exc)}") from exc
             time.sleep(1.0)
     if status != 200:
-        raise SmokeTestError(f"smoke request to {endpoint} answered HTTP {status}: {text[:1000]}")
+        raise SmokeTestError(f"smoke request to {endpoint} answered HTTP {status}: {text[:1000]}", _answered_version(text))
     try:
-        outputs = json.loads(text)["outputs"]
+        answer = json.loads(text)
+        outputs = answer["outputs"]
         output = next((o for o in outputs if o.get("name") == "prediction"), outputs[0])
         predictions = output["data"]
     except (ValueError, KeyError, IndexError, TypeError) as exc:
         raise SmokeTestError(f"smoke request to {endpoint} answered HTTP 200 without V2 outputs: {text[:1000]}") from exc
     if len(predictions) != rows:
         raise SmokeTestError(f"smoke request to {endpoint} sent {rows} rows and got {len(predictions)} predictions: {text[:1000]}")
-    return {"rows": rows, "output": output.get("name"), "predictions": predictions}
+    return {"rows": rows, "output": output.get("name"), "predictions": predictions, "model_version": answer.get("model_version")}
 
 
 # ---- the whole step --------------------------------------------------------------------------------
@@ -273,7 +348,7 @@ def deploy_model(
         alias: Alias of the version to serve (ignored when `version` is given).
         version: A specific version to serve.
         namespace: Namespace of the InferenceService.
-        timeout_seconds: How long to wait for Ready.
+        timeout_seconds: How long to wait for the version to answer (Ready, and the rollout done).
         poll_seconds: Time between status reads.
         smoke_url: Base URL of the predictor (default: its cluster Service).
         client: A `kserve.KServeClient` (default: from the pod's ServiceAccount or kubeconfig).
@@ -281,7 +356,7 @@ def deploy_model(
         resources: `serving.inference_service.Resources` of the predictor.
 
     Returns:
-        What was deployed, where, and the smoke request's result.
+        What was deployed, where, and the smoke request's result (answered by the deployed version).
     """
     from mlflow import MlflowClient
 
@@ -307,11 +382,8 @@ def deploy_model(
     example = input_example_of(model_uri)
 
     client = client or kserve_client()
-    action, applied = apply_inference_service(client, isvc)
-    generation = int((applied.get("metadata") or {}).get("generation") or 1)
-    log.info("InferenceService %s/%s %s (generation %d): %s", namespace, model_name, action, generation, storage_uri)
-    wait_until_ready(client, model_name, namespace, generation, timeout_seconds, poll_seconds)
-
+    action, _ = apply_inference_service(client, isvc)
+    log.info("InferenceService %s/%s %s: version %s from %s", namespace, model_name, action, served, storage_uri)
     base = smoke_url or f"http://{model_name}-predictor.{namespace}.svc.cluster.local"
-    smoke = smoke_request(base, model_name, example, retry_seconds=30.0)
-    return Deployment(model_name, namespace, model_uri, served, storage_uri, action, generation, infer_url(base, model_name), smoke)
+    smoke = wait_until_serving(client, model_name, namespace, served, base, example, timeout_seconds, poll_seconds)
+    return Deployment(model_name, namespace, model_uri, served, storage_uri, action, infer_url(base, model_name), smoke)

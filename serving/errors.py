@@ -27,18 +27,19 @@ class ModelLoadError(RuntimeError):
     """The model cannot be served here; the message says why (the server does not start)."""
 
 
-async def request_error_handler(_request, exc: RequestError):
+def install_error_handler(app, model_version: str | None = None) -> None:
+    """Registers the handler on KServe's FastAPI app (more specific than KServe's InvalidInput one).
+    The answer names the model version that refused, as V2 answers name the one that scored: during
+    a rolling update the deploy step tells an old version's refusal from the new one's."""
     from fastapi.responses import JSONResponse
 
-    log.debug("rejected request: %s", exc)
-    return JSONResponse(
-        status_code=exc.status,
-        content={"error": str(exc), "field": exc.field, "problem": exc.problem},
-    )
+    async def request_error_handler(_request, exc: RequestError):
+        log.debug("rejected request: %s", exc)
+        content = {"error": str(exc), "field": exc.field, "problem": exc.problem}
+        if model_version is not None:
+            content["model_version"] = model_version
+        return JSONResponse(status_code=exc.status, content=content)
 
-
-def install_error_handler(app) -> None:
-    """Registers the handler on KServe's FastAPI app (more specific than KServe's InvalidInput one)."""
     if RequestError not in app.exception_handlers:
         app.add_exception_handler(RequestError, request_error_handler)
 

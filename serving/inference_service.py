@@ -6,7 +6,9 @@
 The service runs in Standard (raw Deployment) mode on the `kfp-tabular-sklearn` ClusterServingRuntime
 (the project's own predictor, which speaks V1 and V2), downloads the model from S3 with the
 credentials of the `model-s3-reader` ServiceAccount, and is named after the registered model, so
-the predictor answers at /v2/models/<name>/infer.
+the predictor answers at /v2/models/<name>/infer. The registered version goes to the predictor as
+MODEL_VERSION, which it returns as `model_version` in every V2 answer: that is how the deploy step
+tells the new version's answers from the old one's during a rolling update.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ MODEL_FORMAT = "mlflow-sklearn"
 PROTOCOL_VERSION = "v2"
 SERVICE_ACCOUNT = "model-s3-reader"
 MODEL_VERSION_ANNOTATION = "kfp-tabular-lifecycle/model-version"
+MODEL_VERSION_ENV = "MODEL_VERSION"
 
 # Kubernetes DNS-1035 label: what a Service name must be, and KServe derives Services from this name.
 _DNS_1035 = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
@@ -77,7 +80,8 @@ def build_inference_service(
         storage_uri: s3:// location of the MLflow model directory (MLmodel, model.skops, ...).
         namespace: Namespace of the service.
         resources: Predictor CPU and memory requests and limits.
-        model_version: Registered version, recorded as an annotation so `kubectl get -o yaml` says what is served.
+        model_version: Registered version, recorded as an annotation so `kubectl get -o yaml` says what is
+            served, and set as MODEL_VERSION on the predictor container, which reports it in V2 answers.
         service_account: ServiceAccount whose Secret holds the S3 credentials.
         runtime: The ServingRuntime or ClusterServingRuntime to run.
 
@@ -92,14 +96,16 @@ def build_inference_service(
         V1beta1PredictorSpec,
         constants,
     )
-    from kubernetes.client import V1ObjectMeta, V1ResourceRequirements
+    from kubernetes.client import V1EnvVar, V1ObjectMeta, V1ResourceRequirements
 
     check_name(name)
     check_storage_uri(storage_uri)
     check_name(namespace, "namespace")
     annotations = {DEPLOYMENT_MODE_ANNOTATION: DEPLOYMENT_MODE}
+    env = None
     if model_version is not None:
         annotations[MODEL_VERSION_ANNOTATION] = str(model_version)
+        env = [V1EnvVar(name=MODEL_VERSION_ENV, value=str(model_version))]
     return V1beta1InferenceService(
         api_version=constants.KSERVE_V1BETA1,
         kind=constants.KSERVE_KIND_INFERENCESERVICE,
@@ -113,6 +119,7 @@ def build_inference_service(
                     runtime=runtime,
                     protocol_version=PROTOCOL_VERSION,
                     storage_uri=storage_uri,
+                    env=env,
                     resources=V1ResourceRequirements(
                         requests={"cpu": resources.cpu[0], "memory": resources.memory[0]},
                         limits={"cpu": resources.cpu[1], "memory": resources.memory[1]},
@@ -141,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--name", required=True, help="service name = registered model name (DNS-1035 label)")
     parser.add_argument("--storage-uri", required=True, help="s3:// URI of the model version (MlflowClient().get_model_version_download_uri)")
     parser.add_argument("--namespace", default=DEFAULT_NAMESPACE, help=f"default {DEFAULT_NAMESPACE}")
-    parser.add_argument("--model-version", help="registered version, recorded as an annotation")
+    parser.add_argument("--model-version", help="registered version, recorded as an annotation and set as the predictor's MODEL_VERSION")
     parser.add_argument("--cpu", nargs=2, metavar=("REQUEST", "LIMIT"), default=Resources.cpu)
     parser.add_argument("--memory", nargs=2, metavar=("REQUEST", "LIMIT"), default=Resources.memory)
     args = parser.parse_args(argv)

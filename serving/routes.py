@@ -28,7 +28,7 @@ def install_routes(app, model) -> None:
     server adds its own routes (they are matched in the order they were added)."""
     from serving.predictor import Body
 
-    install_error_handler(app)
+    install_error_handler(app, model.model_version)
     drop_request_timing(app)
 
     def route(protocol: str):

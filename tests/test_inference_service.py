@@ -14,6 +14,7 @@ from serving.inference_service import InferenceServiceError, Resources, as_dict,
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "serving" / "inference-service.yaml"
 EXAMPLE_URI = "s3://mlpipeline/mlflow/1/models/m-5f0c2a9e8b7d4c1e9a3f6b2d8c4e7a10/artifacts"
+EXAMPLE_VERSION = "1"
 
 
 def without_comments(text: str) -> str:
@@ -21,7 +22,7 @@ def without_comments(text: str) -> str:
 
 
 def test_committed_example_is_what_the_builder_renders():
-    rendered = to_yaml(build_inference_service("ames-house-prices", EXAMPLE_URI))
+    rendered = to_yaml(build_inference_service("ames-house-prices", EXAMPLE_URI, model_version=EXAMPLE_VERSION))
     assert without_comments(EXAMPLE.read_text()) == rendered
 
 
@@ -52,7 +53,21 @@ def test_fields_match_the_runtime_and_the_cluster_setup():
     assert model["protocolVersion"] == "v2"
     assert model["storageUri"] == EXAMPLE_URI
     assert model["resources"] == {"requests": {"cpu": "500m", "memory": "1Gi"}, "limits": {"cpu": "1", "memory": "2Gi"}}
+    assert model["env"] == [{"name": "MODEL_VERSION", "value": "7"}], "the predictor reports it as model_version"
     assert "name" not in model, "the runtime names the container"
+
+
+def test_without_a_version_there_is_no_annotation_or_env():
+    isvc = as_dict(build_inference_service("ames-house-prices", EXAMPLE_URI))
+    assert isvc["metadata"]["annotations"] == {"serving.kserve.io/deploymentMode": "Standard"}
+    assert "env" not in isvc["spec"]["predictor"]["model"]
+
+
+def test_version_is_a_string_in_the_env():
+    """Kubernetes env values are strings; MlflowClient versions may come as ints."""
+    isvc = as_dict(build_inference_service("ames-house-prices", EXAMPLE_URI, model_version=12))
+    assert isvc["spec"]["predictor"]["model"]["env"] == [{"name": "MODEL_VERSION", "value": "12"}]
+    assert isvc["metadata"]["annotations"]["kfp-tabular-lifecycle/model-version"] == "12"
 
 
 def test_resources_and_namespace_are_configurable():

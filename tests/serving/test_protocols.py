@@ -141,3 +141,10 @@ def test_integer_class_labels_in_both_protocols(integer_label_server):
     assert [(o["name"], o["datatype"]) for o in v2["outputs"]] == [("prediction", "INT64"), ("probability_0", "FP64"), ("probability_1", "FP64")]
     metadata = httpx.get(f"{server.url}/v2/models/clf", timeout=10).json()
     assert [(o["name"], o["datatype"]) for o in metadata["outputs"]] == [(o["name"], o["datatype"]) for o in v2["outputs"]]
+
+
+def test_a_refusal_names_the_version_that_refused(integer_label_server, ames_server, ames_rows):
+    server, _, _ = integer_label_server
+    refused = server.infer_v2({"inputs": [{"name": "x", "shape": [1], "datatype": "FP64", "data": [1.0]}]})
+    assert refused.status_code == 400 and refused.json()["model_version"] == "7", refused.text
+    assert "model_version" not in ames_server.predict_v1({"instances": []}).json()  # started without one

@@ -3,7 +3,8 @@ create/patch/wait logic against a loopback stand-in for the Kubernetes API serve
 
 The registry is real (MLflow on SQLite) with its artifacts in a real S3 API (moto on loopback), so
 registered versions have the s3:// download URIs KServe needs. The predictor is `python -m serving`
-on a free port, loading that version from S3.
+on a free port, loading that version from S3; in front of it, a loopback stand-in for the
+predictor's Service during a rolling update says which version each answer comes from.
 """
 
 from __future__ import annotations
@@ -11,7 +12,9 @@ from __future__ import annotations
 import json
 import re
 import threading
+import urllib.error
 import urllib.parse
+import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pandas as pd
@@ -272,7 +275,7 @@ def kserve_client_for(url: str):
 
 
 def ready_after(reads_needed: int):
-    """A controller that reports Ready for the current generation once it has been read that often."""
+    """A controller that reports Ready once it has been read that often."""
 
     def controller(obj, reads):
         generation = obj["metadata"]["generation"]
@@ -290,9 +293,67 @@ def ready_after(reads_needed: int):
     return controller
 
 
-def deploy(api: FakeKubeAPI, predictor, **kwargs):
+class Rollout:
+    """The predictor's Service during a rolling update, on a loopback port.
+
+    Each V2 request goes to the real predictor, and its answer, a prediction or a refusal, is stamped
+    with the `model_version` of the pod the Service would have routed it to (as the predictor does
+    when started with one): `versions[i]` for the i-th request, the last one repeating (None for a
+    predictor that reports no version). `edit` changes a prediction's body too. A version in
+    `lacks_a_column` is one whose model has no first column of the example: the predictor gets the
+    request without that column's tensor and refuses it.
+    """
+
+    def __init__(self, predictor, versions: list[str | None], edit=None, lacks_a_column=frozenset()):
+        self.versions = list(versions)
+        self.answered: list[str | None] = []
+        rollout = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                version = rollout.versions[min(len(rollout.answered), len(rollout.versions) - 1)]
+                rollout.answered.append(version)
+                if version in lacks_a_column:
+                    sent = json.loads(body)
+                    body = json.dumps({**sent, "inputs": sent["inputs"][1:]}).encode()
+                request = urllib.request.Request(
+                    predictor.url + self.path, data=body, method="POST", headers={"Content-Type": "application/json"}
+                )
+                try:
+                    with urllib.request.urlopen(request, timeout=30) as response:
+                        code, text = response.status, response.read()
+                except urllib.error.HTTPError as exc:
+                    code, text = exc.code, exc.read()
+                answer = json.loads(text)
+                if version is not None:
+                    answer["model_version"] = version
+                text = json.dumps(edit(answer) if edit and code == 200 else answer).encode()
+                self.send_response(code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(text)))
+                self.end_headers()
+                self.wfile.write(text)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def deploy(api: FakeKubeAPI, smoke: Rollout, **kwargs):
     kwargs = {"timeout_seconds": 10, "poll_seconds": 0.05, **kwargs}
-    return deploy_model(MODEL, client=kserve_client_for(api.url), smoke_url=predictor.url, **kwargs)
+    return deploy_model(MODEL, client=kserve_client_for(api.url), smoke_url=smoke.url, **kwargs)
 
 
 def assert_only_allowed_verbs(api: FakeKubeAPI) -> None:
@@ -304,61 +365,117 @@ def assert_only_allowed_verbs(api: FakeKubeAPI) -> None:
             assert ISVC_PATH.match(path)["name"], f"{method} {path} lists the collection"
 
 
+def served_before(version: str) -> dict:
+    """An InferenceService that has served an older version for a while, and is Ready."""
+    return {
+        "apiVersion": "serving.kserve.io/v1beta1",
+        "kind": "InferenceService",
+        "metadata": {"name": MODEL, "namespace": "models", "generation": 4, "resourceVersion": "17",
+                     "annotations": {"kfp-tabular-lifecycle/model-version": version}},
+        "spec": {"predictor": {"model": {"modelFormat": {"name": "mlflow-sklearn"}, "storageUri": "s3://mlpipeline/mlflow/old/artifacts",
+                                         "env": [{"name": "MODEL_VERSION", "value": version}]}}},
+        "status": {"observedGeneration": 4, "conditions": [{"type": "PredictorReady", "status": "True"}, {"type": "Ready", "status": "True"}]},
+    }
+
+
+def ready_throughout(obj, reads):
+    """Standard mode during a rolling update: the old pod keeps Ready True, and observedGeneration is
+    the Deployment's counter, which here stays behind the InferenceService's generation for good."""
+    return {"observedGeneration": 2, "conditions": [{"type": "PredictorReady", "status": "True"}, {"type": "Ready", "status": "True"}]}
+
+
 # ---- deploy_model against the stand-in and the real predictor -------------------------------------
 
 
-def test_creates_waits_for_ready_and_smoke_tests(registry, predictor):
+def test_creates_waits_for_ready_and_for_the_version_to_answer(registry, predictor):
     from mlflow import MlflowClient
 
-    with FakeKubeAPI(ready_after(3)) as api:
-        deployment = deploy(api, predictor)
-    assert deployment.action == "created" and deployment.generation == 1
+    with FakeKubeAPI(ready_after(3)) as api, Rollout(predictor, [registry["version"]]) as smoke:
+        deployment = deploy(api, smoke)
+    assert deployment.action == "created"
     assert deployment.version == registry["version"] and deployment.model_uri == f"models:/{MODEL}/{registry['version']}"
     assert deployment.storage_uri == MlflowClient().get_model_version_download_uri(MODEL, registry["version"])
     assert deployment.storage_uri.startswith(f"s3://{BUCKET}/mlflow/{MODEL}/")
     assert deployment.smoke["rows"] == 5 and len(deployment.smoke["predictions"]) == 5
+    assert all(20_000 < p < 800_000 for p in deployment.smoke["predictions"]), deployment.smoke["predictions"]
+    assert deployment.smoke["model_version"] == registry["version"]
     assert api.verbs() == ["POST", "GET", "GET", "GET"]
+    assert smoke.answered == [registry["version"]], "no smoke request before Ready"
     assert_only_allowed_verbs(api)
     created = api.objects[("models", MODEL)]
     model = created["spec"]["predictor"]["model"]
     assert model["storageUri"] == deployment.storage_uri and model["runtime"] == "kfp-tabular-sklearn"
+    assert model["env"] == [{"name": "MODEL_VERSION", "value": registry["version"]}]
     assert created["metadata"]["annotations"]["serving.kserve.io/deploymentMode"] == "Standard"
     assert created["metadata"]["annotations"]["kfp-tabular-lifecycle/model-version"] == registry["version"]
 
 
-def test_patches_an_existing_service_and_waits_for_the_new_generation(registry, predictor):
-    """An older version is being served and Ready: the patch must not be taken as ready until the
-    controller has observed the new generation."""
-    old = {
-        "apiVersion": "serving.kserve.io/v1beta1",
-        "kind": "InferenceService",
-        "metadata": {"name": MODEL, "namespace": "models", "generation": 4, "resourceVersion": "17"},
-        "spec": {"predictor": {"model": {"modelFormat": {"name": "mlflow-sklearn"}, "storageUri": "s3://mlpipeline/mlflow/old/artifacts"}}},
-        "status": {"observedGeneration": 4, "conditions": [{"type": "Ready", "status": "True"}]},
-    }
-
-    def controller(obj, reads):
-        if reads < 3:
-            return None  # still the old generation's Ready status
-        return {"observedGeneration": obj["metadata"]["generation"], "conditions": [{"type": "Ready", "status": "True"}]}
-
-    with FakeKubeAPI(controller) as api:
-        api.put(old)
-        deployment = deploy(api, predictor)
-    assert deployment.action == "patched" and deployment.generation == 5
+def test_patch_waits_while_the_old_version_answers(registry, predictor):
+    """Ready stays True through the rolling update, so only the answer's model_version says when the
+    new pod serves; the counters never agree (the drift that used to block every deploy)."""
+    with FakeKubeAPI(ready_throughout) as api, Rollout(predictor, ["0", "0", registry["version"]]) as smoke:
+        api.put(served_before("0"))
+        deployment = deploy(api, smoke)
+    assert deployment.action == "patched" and deployment.smoke["model_version"] == registry["version"]
+    assert smoke.answered == ["0", "0", registry["version"]]
     assert api.verbs() == ["POST", "PATCH", "GET", "GET", "GET"]
     assert_only_allowed_verbs(api)
     served = api.objects[("models", MODEL)]
+    assert served["metadata"]["generation"] == 5 and served["status"]["observedGeneration"] == 2
     assert served["spec"]["predictor"]["model"]["storageUri"] == deployment.storage_uri
+    assert served["spec"]["predictor"]["model"]["env"] == [{"name": "MODEL_VERSION", "value": registry["version"]}]
+
+
+def test_a_predictor_without_a_version_is_waited_out_like_an_old_one(registry, predictor):
+    with FakeKubeAPI(ready_throughout) as api, Rollout(predictor, [None, registry["version"]]) as smoke:
+        api.put(served_before("0"))
+        deployment = deploy(api, smoke)
+    assert smoke.answered == [None, registry["version"]]
+    assert deployment.smoke["model_version"] == registry["version"]
+
+
+def test_the_old_version_refusing_the_new_example_is_still_a_rollout(registry, predictor):
+    """A new version may take a column the old one does not know: the old pod's 400 names its own
+    version, so the step waits for the new one instead of failing."""
+    with FakeKubeAPI(ready_throughout) as api, Rollout(predictor, ["0", registry["version"]], lacks_a_column={"0"}) as smoke:
+        api.put(served_before("0"))
+        deployment = deploy(api, smoke)
+    assert smoke.answered == ["0", registry["version"]]
+    assert deployment.smoke["model_version"] == registry["version"]
+
+
+def test_the_new_version_refusing_its_own_example_fails_at_once(registry, predictor):
+    with FakeKubeAPI(ready_throughout) as api, Rollout(predictor, [registry["version"]], lacks_a_column={registry["version"]}) as smoke:
+        api.put(served_before("0"))
+        with pytest.raises(SmokeTestError, match=r"answered HTTP 400: .*missing column"):
+            deploy(api, smoke, timeout_seconds=30)
+    assert len(smoke.answered) == 1
 
 
 def test_deploying_the_same_champion_again_changes_nothing(registry, predictor):
-    with FakeKubeAPI(ready_after(1)) as api:
-        first = deploy(api, predictor)
-        second = deploy(api, predictor)
+    with FakeKubeAPI(ready_after(1)) as api, Rollout(predictor, [registry["version"]]) as smoke:
+        first = deploy(api, smoke)
+        second = deploy(api, smoke)
     assert (first.action, second.action) == ("created", "patched")
-    assert first.generation == second.generation == 1
+    assert api.objects[("models", MODEL)]["metadata"]["generation"] == 1, "the patch left the spec as it was"
     assert api.verbs() == ["POST", "GET", "POST", "PATCH", "GET"]
+    assert_only_allowed_verbs(api)
+
+
+@pytest.mark.parametrize(
+    ("answers", "who"),
+    [(["0"], "version 0 answered"), ([None], "the predictor answered without a model_version")],
+)
+def test_timeout_names_who_answered_instead(registry, predictor, answers, who):
+    """The new pod never gets ready: the old one keeps answering, Ready stays True."""
+    with FakeKubeAPI(ready_throughout) as api, Rollout(predictor, answers) as smoke:
+        api.put(served_before("0"))
+        with pytest.raises(DeploymentError) as caught:
+            deploy(api, smoke, timeout_seconds=0.5)
+    assert str(caught.value) == (
+        f"InferenceService models/{MODEL} not serving version {registry['version']} after 0.5 s: {who}; no condition reported a problem"
+    )
+    assert len(smoke.answered) >= 3
     assert_only_allowed_verbs(api)
 
 
@@ -373,14 +490,14 @@ def test_timeout_carries_the_controllers_message(registry, predictor):
             "modelStatus": {"transitionStatus": "InProgress", "states": {"activeModelState": "Pending", "targetModelState": "Pending"}},
         }
 
-    with FakeKubeAPI(stuck) as api:
+    with FakeKubeAPI(stuck) as api, Rollout(predictor, [registry["version"]]) as smoke:
         with pytest.raises(DeploymentError) as caught:
-            deploy(api, predictor, timeout_seconds=0.5)
+            deploy(api, smoke, timeout_seconds=0.5)
     message = str(caught.value)
-    assert f"InferenceService models/{MODEL} not ready after 0.5 s" in message
+    assert f"InferenceService models/{MODEL} not serving version {registry['version']} after 0.5 s: nothing answered the smoke request;" in message
     assert "PredictorReady=False (MinimumReplicasUnavailable: Deployment does not have minimum availability.)" in message
     assert "model transition InProgress" in message
-    assert api.verbs().count("GET") >= 3
+    assert api.verbs().count("GET") >= 3 and smoke.answered == []
     assert_only_allowed_verbs(api)
 
 
@@ -395,17 +512,56 @@ def test_a_model_that_fails_to_load_fails_before_the_timeout(registry, predictor
             },
         }
 
-    with FakeKubeAPI(failed) as api:
+    with FakeKubeAPI(failed) as api, Rollout(predictor, [registry["version"]]) as smoke:
         with pytest.raises(DeploymentError, match=r"failed: Ready=False \(PredictorNotReady\); model: ModelLoadFailed: skops refused type numpy.dtype"):
-            deploy(api, predictor, timeout_seconds=30)
+            deploy(api, smoke, timeout_seconds=30)
     assert api.verbs() == ["POST", "GET"]
+
+
+def test_a_rollout_past_its_progress_deadline_fails_though_the_old_pod_still_answers(registry, predictor):
+    """KServe copies the Deployment's Progressing=False into PredictorReady and Ready; the old pod
+    answering must not hide it."""
+    message = 'ReplicaSet "ames-house-prices-predictor-7d9f" has timed out progressing.'
+
+    def deadline_exceeded(obj, reads):
+        return {
+            "observedGeneration": 5,
+            "conditions": [
+                {"type": "IngressReady", "status": "True"},
+                {"type": "PredictorReady", "status": "False", "reason": "ProgressDeadlineExceeded", "message": message},
+                {"type": "Ready", "status": "False", "reason": "ProgressDeadlineExceeded", "message": message},
+            ],
+            "modelStatus": {"transitionStatus": "UpToDate"},
+        }
+
+    with FakeKubeAPI(deadline_exceeded) as api, Rollout(predictor, ["0"]) as smoke:
+        api.put(served_before("0"))
+        with pytest.raises(DeploymentError) as caught:
+            deploy(api, smoke, timeout_seconds=30)
+    assert str(caught.value) == (
+        f"InferenceService models/{MODEL} failed: PredictorReady=False (ProgressDeadlineExceeded: {message}); "
+        f"Ready=False (ProgressDeadlineExceeded: {message})"
+    )
+    assert api.verbs() == ["POST", "PATCH", "GET"] and smoke.answered == []
+
+
+def test_a_wrong_answer_from_the_new_version_fails_at_once(registry, predictor):
+    def one_short(answer):
+        answer["outputs"][0]["data"] = answer["outputs"][0]["data"][:-1]
+        answer["outputs"][0]["shape"] = [len(answer["outputs"][0]["data"])]
+        return answer
+
+    with FakeKubeAPI(ready_after(1)) as api, Rollout(predictor, [registry["version"]], edit=one_short) as smoke:
+        with pytest.raises(SmokeTestError, match=r"sent 5 rows and got 4 predictions"):
+            deploy(api, smoke, timeout_seconds=30)
+    assert api.verbs() == ["POST", "GET"] and len(smoke.answered) == 1
 
 
 def test_api_refusal_is_reported_with_status_and_message(registry, predictor):
     """Without the Role (a 403 on create) the error is the API server's own words."""
     with FakeKubeAPI(denied=frozenset({"POST"})) as api:
         with pytest.raises(DeploymentError, match=r"creating InferenceService models/ames-house-prices failed: HTTP 403 Forbidden: .*cannot create resource \"inferenceservices\""):
-            deploy(api, predictor)
+            deploy_model(MODEL, client=kserve_client_for(api.url), smoke_url=predictor.url)
     assert api.verbs() == ["POST"]
 
 

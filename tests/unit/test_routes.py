@@ -17,6 +17,7 @@ class EchoModel:
     """Stands in for TabularModel: answers with what the route handed it."""
 
     name = "houses"
+    model_version = None
 
     async def __call__(self, body, headers):
         return {"protocol": body.protocol, "bytes": len(body.data)}, {}
