@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -10,14 +11,18 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from lifecycle.ingest import file_format
-from lifecycle.storage import fetch_to_file, upload_file
+from lifecycle.ingest import IngestError, file_format
+from lifecycle.storage import StorageError, check_writable, fetch_to_file, upload_file
 
 NUMERIC_TYPES = {"double", "float", "long", "integer"}
 
 
 class SchemaMismatchError(ValueError):
     """Input rows that do not match the model's signature; the message names each column."""
+
+
+class UnscorableRowsError(ValueError):
+    """Rows that match the signature but that the model refuses (e.g. a derived feature overflowing)."""
 
 
 @dataclass(frozen=True)
@@ -53,6 +58,9 @@ def conform_to_signature(chunk: pd.DataFrame, columns: list[ColumnSchema], sourc
             bad = values[numbers.isna() & values.notna()]
             if len(bad):
                 problems.append(f"column {column.name!r} expects {column.type}, got {bad.iloc[0]!r}")
+            infinite = values[np.isinf(numbers.astype("float64"))]
+            if len(infinite):  # JSON has no infinity, so the online predictor never sees one either
+                problems.append(f"column {column.name!r} expects a finite number, got {infinite.iloc[0]}")
             out[column.name] = numbers.astype("float64")
         elif column.type == "string":
             out[column.name] = values.astype(object).where(values.notna(), None).map(
@@ -60,22 +68,26 @@ def conform_to_signature(chunk: pd.DataFrame, columns: list[ColumnSchema], sourc
             )
         else:
             out[column.name] = values
-        if column.required and out[column.name].isna().any():
+        if column.required and values.isna().any():  # blank in the file, not a value refused above
             problems.append(f"column {column.name!r} is required but has missing values")
     if problems:
         raise SchemaMismatchError(f"{source} does not match the model's signature: " + "; ".join(problems))
     return pd.DataFrame(out, index=chunk.index)
 
 
-def read_chunks(path: Path, fmt: str, rows: int) -> Iterator[pd.DataFrame]:
-    """Parquet by record batches, CSV by pandas chunks: never the whole file in memory."""
+def read_chunks(path: Path, fmt: str, rows: int, text_columns: list[str] = ()) -> Iterator[pd.DataFrame]:
+    """Parquet by record batches, CSV by pandas chunks: never the whole file in memory.
+
+    CSV `text_columns` are read as text: left to guess, pandas types each chunk on its own, and a
+    code column `1, 2` in one chunk and `1, <blank>` in the next would be "1" there and "1.0" here.
+    """
     if fmt == "parquet":
         import pyarrow.parquet as pq
 
         for batch in pq.ParquetFile(path).iter_batches(batch_size=rows):
             yield batch.to_pandas()
     else:
-        yield from pd.read_csv(path, chunksize=rows)
+        yield from pd.read_csv(path, chunksize=rows, dtype={name: str for name in text_columns})
 
 
 def predict_frame(model, frame: pd.DataFrame) -> pd.DataFrame:
@@ -95,35 +107,69 @@ class ScoringResult:
     output_uri: str
 
 
+def check_output_uri(uri: str) -> None:
+    """Refuses, before any scoring, an `output_uri` the predictions could not be written to."""
+    try:
+        fmt = file_format(uri)
+    except IngestError:
+        fmt = None
+    if fmt != "parquet":
+        raise StorageError(f"output_uri {uri!r}: predictions are written as Parquet; name a file ending in .parquet")
+    check_writable(uri)
+
+
 def score_file(model_uri: str, input_uri: str, output_path: Path, chunk_rows: int = 50_000, output_uri: str = "") -> ScoringResult:
-    """Scores `input_uri` chunk by chunk into a Parquet file (and copies it to `output_uri`)."""
+    """Scores `input_uri` chunk by chunk into a Parquet file (and copies it to `output_uri`).
+
+    The file appears at `output_path` only once every row is scored: a failure in a later chunk
+    leaves no partial predictions behind.
+    """
     import mlflow.sklearn
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    if chunk_rows < 1:
+        raise ValueError(f"chunk_rows must be at least 1, got {chunk_rows}")
     fmt = file_format(input_uri)
+    if output_uri:
+        check_output_uri(output_uri)
     columns = signature_columns(model_uri)
+    text_columns = [c.name for c in columns if c.type == "string"]
     model = mlflow.sklearn.load_model(model_uri)
     rows = chunks = 0
     writer = None
+    partial = output_path.with_name(output_path.name + ".partial")
     with tempfile.TemporaryDirectory() as scratch:
         local = fetch_to_file(input_uri, Path(scratch) / Path(input_uri).name)
         try:
-            for chunk in read_chunks(local, fmt, chunk_rows):
-                conformed = conform_to_signature(chunk, columns, f"{input_uri} (rows {rows}-{rows + len(chunk) - 1})")
-                scored = predict_frame(model, conformed)
+            for chunk in read_chunks(local, fmt, chunk_rows, text_columns):
+                if chunk.empty:
+                    continue
+                where = f"{input_uri} (rows {rows}-{rows + len(chunk) - 1})"
+                conformed = conform_to_signature(chunk, columns, where)
+                try:
+                    scored = predict_frame(model, conformed)
+                except ValueError as exc:
+                    raise UnscorableRowsError(f"{where}: the model cannot score these rows: {exc}") from exc
                 scored.insert(0, "row", np.arange(rows, rows + len(chunk), dtype="int64"))
                 table = pa.Table.from_pandas(scored, preserve_index=False)
                 if writer is None:
-                    writer = pq.ParquetWriter(output_path, table.schema)
+                    writer = pq.ParquetWriter(partial, table.schema)
                 writer.write_table(table)
                 rows += len(chunk)
                 chunks += 1
-        finally:
+        except pd.errors.EmptyDataError:
+            raise SchemaMismatchError(f"{input_uri} is empty: no header, no rows") from None
+        except BaseException:
             if writer is not None:
                 writer.close()
+            partial.unlink(missing_ok=True)
+            raise
+        if writer is not None:
+            writer.close()
     if rows == 0:
         raise SchemaMismatchError(f"{input_uri} has no rows to score")
+    os.replace(partial, output_path)
     if output_uri:
         upload_file(output_path, output_uri)
     return ScoringResult(rows=rows, chunks=chunks, output_uri=output_uri or str(output_path))

@@ -114,6 +114,32 @@ def upload_file(source: Path, uri: str) -> str:
             raise _s3_failure(client, "write", location, exc) from None
         return uri
     target = Path(uri.removeprefix("file://"))
+    check_writable(uri)
     target.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(source, target)
+    # Copied beside the target, then renamed over it: a failed copy leaves the previous file whole.
+    partial = target.with_name(target.name + ".partial")
+    try:
+        shutil.copyfile(source, partial)
+        os.replace(partial, target)
+    except OSError as exc:
+        partial.unlink(missing_ok=True)
+        raise StorageError(f"cannot write {target}: {exc.strerror or exc}") from None
     return str(target)
+
+
+def check_writable(uri: str) -> None:
+    """Refuses a URI nothing can be written to, naming why: a malformed s3:// URI, a local path
+    that is a folder or lies under a file, or a folder this process may not write in."""
+    if is_s3(uri):
+        parse_s3_uri(uri)
+        return
+    target = Path(uri.removeprefix("file://"))
+    if target.is_dir():
+        raise StorageError(f"cannot write {target}: it is a folder; name a file")
+    ancestor = target.parent
+    while not ancestor.exists():
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise StorageError(f"cannot write {target}: {ancestor} is a file, not a folder")
+    if not os.access(ancestor, os.W_OK):
+        raise StorageError(f"cannot write {target}: no permission to write in {ancestor}")

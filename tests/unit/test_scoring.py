@@ -1,5 +1,7 @@
 """Chunked batch scoring: signature checks, chunk readers, and a whole file against a real registry."""
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -10,7 +12,8 @@ from lifecycle.evaluation import holdout_metrics
 from lifecycle.features import build_featurizer, features_and_target
 from lifecycle.process import process_frame, split_frame
 from lifecycle.registry import register_model
-from lifecycle.scoring import ColumnSchema, SchemaMismatchError, conform_to_signature, read_chunks, score_file
+from lifecycle.scoring import ColumnSchema, SchemaMismatchError, UnscorableRowsError, conform_to_signature, read_chunks, score_file
+from lifecycle.storage import StorageError
 from tests.conftest import quick
 
 COLUMNS = [
@@ -93,3 +96,87 @@ def test_score_file_refuses_an_empty_file(mlflow_store, ames_model, ames_raw, tm
     ames_raw.drop(columns=["Sale_Price"]).head(0).to_parquet(tmp_path / "empty.parquet")
     with pytest.raises(SchemaMismatchError, match="has no rows to score"):
         score_file("models:/ames-scoring@champion", str(tmp_path / "empty.parquet"), tmp_path / "out.parquet")
+
+
+def test_a_refused_value_is_not_also_reported_as_missing():
+    with pytest.raises(SchemaMismatchError) as error:
+        conform_to_signature(pd.DataFrame({"area": ["x"], "street": ["Pave"]}), COLUMNS, "rows.csv")
+    assert "expects double, got 'x'" in str(error.value) and "missing values" not in str(error.value)
+
+
+def test_infinity_is_refused_like_the_online_predictor_does():
+    with pytest.raises(SchemaMismatchError, match="column 'area' expects a finite number, got inf"):
+        conform_to_signature(pd.DataFrame({"area": [1.0, float("inf")], "street": ["a", "b"]}), COLUMNS, "rows.csv")
+
+
+def test_text_columns_read_the_same_in_every_csv_chunk(tmp_path):
+    """Left to guess, pandas reads `1` in a chunk with a blank as the float 1.0, whose text is "1.0"."""
+    path = tmp_path / "codes.csv"
+    pd.DataFrame({"code": ["1", "2", "1", None], "x": [1.0, 2.0, 3.0, 4.0]}).to_csv(path, index=False)
+    chunks = list(read_chunks(path, "csv", 2, text_columns=["code"]))
+    codes = pd.concat(chunks)["code"]
+    assert codes.iloc[:3].tolist() == ["1", "2", "1"] and codes.isna().iloc[3]
+
+
+@pytest.fixture()
+def registered(mlflow_store, ames_model, ames_raw):
+    config, train, test, model = ames_model
+    register_model(model, train, test, config, holdout_metrics(model, test, config), "ames-scoring", 0.0,
+                   lineage={}, artifacts={}, params={})
+    return "models:/ames-scoring@champion", ames_raw.drop(columns=["Sale_Price"])
+
+
+@pytest.mark.parametrize(("content", "problem"), [("", "is empty: no header, no rows"), (None, "has no rows to score")], ids=["empty", "header-only"])
+def test_an_empty_or_header_only_csv_is_named(registered, tmp_path, content, problem):
+    uri, rows = registered
+    path = tmp_path / "rows.csv"
+    path.write_text(",".join(rows.columns) + "\n" if content is None else content)
+    with pytest.raises(SchemaMismatchError, match=f"{path} {problem}"):
+        score_file(uri, str(path), tmp_path / "out.parquet")
+
+
+def test_a_failure_in_a_later_chunk_leaves_no_predictions_behind(registered, tmp_path):
+    uri, rows = registered
+    bad = rows.head(50).copy()
+    bad["Lot_Area"] = bad["Lot_Area"].astype(object)
+    bad.loc[35, "Lot_Area"] = "x"
+    bad.to_csv(tmp_path / "late.csv", index=False)
+    with pytest.raises(SchemaMismatchError, match=r"late.csv \(rows 20-39\) does not match .*'Lot_Area' expects double, got 'x'"):
+        score_file(uri, str(tmp_path / "late.csv"), tmp_path / "out.parquet", chunk_rows=20)
+    assert list(tmp_path.glob("out.parquet*")) == []
+
+
+def test_rows_the_model_cannot_score_are_named(registered, tmp_path):
+    uri, rows = registered
+    huge = rows.head(30).copy()
+    huge[["Total_Bsmt_SF", "First_Flr_SF", "Second_Flr_SF"]] = huge[["Total_Bsmt_SF", "First_Flr_SF", "Second_Flr_SF"]].astype(float)
+    huge.loc[25, ["Total_Bsmt_SF", "First_Flr_SF", "Second_Flr_SF"]] = 1e308
+    huge.to_csv(tmp_path / "huge.csv", index=False)
+    with pytest.raises(UnscorableRowsError, match=r"huge.csv \(rows 20-29\): the model cannot score these rows: Input X contains infinity"):
+        score_file(uri, str(tmp_path / "huge.csv"), tmp_path / "out.parquet", chunk_rows=10)
+
+
+@pytest.mark.parametrize(
+    ("output", "problem"),
+    [
+        ("rows.csv/preds.parquet", "rows.csv is a file, not a folder"),
+        ("folder.parquet", "it is a folder; name a file"),
+        ("preds.csv", "predictions are written as Parquet"),
+        ("s3://bucket.parquet", "is not an s3://bucket/key URI"),
+    ],
+    ids=["under-a-file", "a-folder", "not-parquet", "no-key"],
+)
+def test_an_unwritable_output_is_refused_before_scoring(registered, tmp_path, output, problem):
+    uri, rows = registered
+    rows.head(5).to_csv(tmp_path / "rows.csv", index=False)
+    (tmp_path / "folder.parquet").mkdir()
+    target = output if output.startswith("s3://") else str(tmp_path / output)
+    with pytest.raises(StorageError, match=re.escape(problem)):
+        score_file(uri, str(tmp_path / "rows.csv"), tmp_path / "out.parquet", output_uri=target)
+    assert not (tmp_path / "out.parquet").exists(), "refused before any row was scored"
+
+
+def test_chunk_rows_must_be_positive(registered, tmp_path):
+    uri, _ = registered
+    with pytest.raises(ValueError, match="chunk_rows must be at least 1, got 0"):
+        score_file(uri, str(tmp_path / "rows.csv"), tmp_path / "out.parquet", chunk_rows=0)
