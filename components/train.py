@@ -88,5 +88,6 @@ def train_best_model(
     cv_metrics.log_metric(best["metric"], best["mean"])
     cv_metrics.log_metric(f"{best['metric']}_std", best["std"])
     for result in sorted(results, key=lambda r: r["candidate"]["id"]):
-        cv_metrics.log_metric(f"candidate_{result['candidate']['id']}", result["mean"])
+        if result.get("error") is None:  # a candidate that could not be scored has no number to show
+            cv_metrics.log_metric(f"candidate_{result['candidate']['id']}", result["mean"])
     return json.dumps(best, sort_keys=True)

@@ -75,3 +75,28 @@ def test_level_meaning_blanks_are_filled_inside_the_model(ames_raw, ames_config)
     rows = features_and_target(test, ames_config)[0].head(20)
     blank = rows.assign(Mas_Vnr_Type=None)
     assert (model.predict(blank) == model.predict(blank.assign(Mas_Vnr_Type="None"))).all()
+
+
+
+def test_a_candidate_that_cannot_be_scored_is_never_chosen(ames_raw, ames_config, monkeypatch):
+    """sklearn scores a fold it cannot score as NaN (e.g. RMSLE of negative predictions), and a NaN
+    listed first used to win both min and max comparisons."""
+    import lifecycle.training as training
+
+    config = quick(ames_config)
+    train, _ = split_frame(process_frame(ames_raw, config), config)
+    featurizer = build_featurizer(config).fit(features_and_target(train, config)[0])
+    candidate = expand_search_space(config)[0]
+    working = cross_validate_candidate(train, featurizer, candidate, config)
+
+    def negative_predictions_scorer(estimator, X, y):
+        raise ValueError("Root Mean Squared Logarithmic Error cannot be used when targets contain values less than or equal to -1.")
+
+    monkeypatch.setattr(training, "cv_scorer", lambda config: negative_predictions_scorer)
+    broken = cross_validate_candidate(train, featurizer, dict(candidate, id="00-first"), config)
+    assert broken["mean"] is None and broken["std"] is None
+    assert broken["error"] == "3 of 3 folds could not be scored: ValueError: Root Mean Squared Logarithmic Error cannot be used when targets contain values less than or equal to -1."
+    assert working["error"] is None and working["mean"] > 0
+    assert select_best([broken, working], config) is working
+    with pytest.raises(ValueError, match=r"no candidate could be cross-validated: 00-first: 3 of 3 folds"):
+        select_best([broken], config)
