@@ -12,8 +12,10 @@ failed, which step failed as far as it can be known:
   without one: those are reported as the failed step(s), with the steps that completed.
 - In the cluster, the failed step and its log are in the KFP UI; the message says so.
 
-Sending never fails the run it reports on: network errors and timeouts are logged. Nothing in the
-message comes from the environment, and URLs in it lose their user:password and query string.
+Sending never fails the run it reports on: network errors and timeouts are logged, and a webhook
+URL that is not http(s) is refused with a message naming the variable, never its value. Nothing in
+the message comes from the environment, URLs in it lose their user:password and query string, and
+the values in it are escaped so that Slack shows them as text (no mentions, no links).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 WEBHOOK_ENV = "NOTIFY_WEBHOOK_URL"
+WEBHOOK_SECRET = "Secret pipeline-notify, key webhook-url"  # where the cluster's value comes from
 POST_TIMEOUT_SECONDS = 10.0
 # Values of these variables are masked wherever they would appear in a message.
 SECRET_ENV = ("AWS_SECRET_ACCESS_KEY", "AWS_ACCESS_KEY_ID", WEBHOOK_ENV, "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN")
@@ -192,14 +195,29 @@ def strip_url_secrets(text: str) -> str:
     return _URL.sub(lambda m: m.group(1) + m.group(3) + (m.group(5) or ""), text)
 
 
-def redact(text: str, environ: dict[str, str] | None = None) -> str:
+def secret_value(name: str, environ: dict[str, str] | None = None) -> str:
+    """A variable's value as it is used and as it is masked: a Secret made with
+    `kubectl create secret --from-file` keeps the file's trailing newline."""
     environ = os.environ if environ is None else environ
-    text = strip_url_secrets(str(text))
+    return (environ.get(name) or "").strip()
+
+
+def redact(text: str, environ: dict[str, str] | None = None) -> str:
+    text = str(text)
+    # Values first: stripping URLs first would cut a secret URL's query off and leave the rest
+    # (a Slack webhook's path is its token) unmatched.
     for name in SECRET_ENV:
-        value = environ.get(name)
-        if value and len(value) >= 4:
-            text = text.replace(value, f"[{name}]")
-    return text
+        value = secret_value(name, environ)
+        for form in dict.fromkeys((value, strip_url_secrets(value))):
+            if len(form) >= 4:
+                text = text.replace(form, f"[{name}]")
+    return strip_url_secrets(text)
+
+
+def slack_escape(text: str) -> str:
+    """Text that Slack shows as written: it reads <...> as links and mentions (<!channel>, <@U123>)
+    and & as the start of an entity. Applied once, to each value, so nothing is escaped twice."""
+    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def format_metric(value: float) -> str:
@@ -207,51 +225,70 @@ def format_metric(value: float) -> str:
     return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.4g}"
 
 
+def _truncate(text: str) -> str:
+    """At most MAX_TEXT characters, not ending inside an entity (`&am`) that escaping made."""
+    if len(text) <= MAX_TEXT:
+        return text
+    cut = text[:MAX_TEXT]
+    amp = cut.rfind("&", MAX_TEXT - 4)
+    return cut[:amp] if amp != -1 and ";" not in cut[amp:] else cut
+
+
 def _field(label: str, value: str) -> dict:
-    return {"type": "mrkdwn", "text": f"*{label}*\n{value}"[:MAX_TEXT]}
+    return {"type": "mrkdwn", "text": _truncate(f"*{label}*\n{value}")}
 
 
 def _section(text: str) -> dict:
-    return {"type": "section", "text": {"type": "mrkdwn", "text": text[:MAX_TEXT]}}
+    return {"type": "section", "text": {"type": "mrkdwn", "text": _truncate(text)}}
 
 
 def build_message(outcome: RunOutcome, environ: dict[str, str] | None = None) -> dict:
-    """A Slack-compatible payload: `text` (the notification line, complete on its own) and `blocks`."""
+    """A Slack-compatible payload: `text` (the notification line, complete on its own) and `blocks`.
+
+    Every value that comes from the run (names, ids, error text, registry fields) goes through
+    `clean`, once: secrets masked, then escaped; the formatting around the values is the message's own.
+    """
+
+    def clean(value) -> str:
+        return slack_escape(redact(value, environ))
+
     succeeded = outcome.state == "SUCCEEDED"
     icon = ":white_check_mark:" if succeeded else ":x:"
-    verb = "succeeded" if succeeded else outcome.state.lower() if outcome.state else "ended"
-    headline = f"{outcome.pipeline} run {outcome.job_name} {verb}"
+    verb = "succeeded" if succeeded else clean(outcome.state.lower()) if outcome.state else "ended"
+    headline = f"{clean(outcome.pipeline)} run {clean(outcome.job_name)} {verb}"
     registration = outcome.registration
-    lines = [f"{icon} {headline} (run id {outcome.run_id})."]
+    lines = [f"{icon} {headline} (run id {clean(outcome.run_id)})."]
     metrics_line = None  # in the blocks the metrics are fields
     fields = []
     if registration:
-        aliases = ", ".join(registration["aliases"]) or "none"
-        metrics = registration.get("metrics") or {}
-        metric_text = ", ".join(f"{k} {format_metric(v)}" for k, v in sorted(metrics.items()))
-        lines.append(f"Registered {registration['model_name']} version {registration['version']} (aliases: {aliases}).")
+        aliases = ", ".join(clean(alias) for alias in registration["aliases"]) or "none"
+        metrics = [(clean(k), format_metric(v)) for k, v in sorted((registration.get("metrics") or {}).items())]
+        metric_text = ", ".join(f"{k} {v}" for k, v in metrics)
+        lines.append(f"Registered {clean(registration['model_name'])} version {clean(registration['version'])} (aliases: {aliases}).")
         if metric_text:
             metrics_line = f"Holdout metrics: {metric_text}."
             lines.append(metrics_line)
         if registration.get("promotion"):
-            lines.append(f"Promotion: {registration['promotion']}.")
-        fields += [_field("Model", f"`{registration['model_uri']}`"), _field("Aliases", aliases)]
-        fields += [_field(k, format_metric(v)) for k, v in sorted(metrics.items())]
+            lines.append(f"Promotion: {clean(registration['promotion'])}.")
+        fields += [_field("Model", f"`{clean(registration['model_uri'])}`"), _field("Aliases", aliases)]
+        fields += [_field(k, v) for k, v in metrics]
     elif succeeded:
-        lines.append(f"No version of {outcome.model_name} tagged with this run was found in the registry.")
+        lines.append(f"No version of {clean(outcome.model_name)} tagged with this run was found in the registry.")
     if outcome.registry_problem:
-        lines.append(f"The registry could not be read: {outcome.registry_problem}")
+        lines.append(f"The registry could not be read: {clean(outcome.registry_problem)}")
     if not succeeded:
         if outcome.failed_steps:
-            lines.append(f"Failed step: {', '.join(outcome.failed_steps)} (its own message is in its log).")
+            lines.append(f"Failed step: {', '.join(clean(step) for step in outcome.failed_steps)} (its own message is in its log).")
         elif outcome.completed_steps is not None:
             lines.append("The failed step left no trace in the pipeline root (a step without output artifacts); its message is in its log.")
         else:
             lines.append("The failed step and its log are shown on the run in the KFP UI.")
         if outcome.error_message:
-            lines.append(f"Reported error: {outcome.error_message}")
+            lines.append(f"Reported error: {clean(outcome.error_message)}")
         if outcome.completed_steps:
-            lines.append(f"Completed steps: {', '.join(outcome.completed_steps)}.")
+            lines.append(f"Completed steps: {', '.join(clean(step) for step in outcome.completed_steps)}.")
+    # The values are clean already; redacting the whole again (it is idempotent) guards a line
+    # added later without `clean`.
     text = redact("\n".join(lines), environ)
     blocks = [_section(redact(f"{icon} *{headline}*", environ))]
     body_lines = [redact(line, environ) for line in lines[1:] if line is not metrics_line]
@@ -259,22 +296,42 @@ def build_message(outcome: RunOutcome, environ: dict[str, str] | None = None) ->
         blocks.append(_section("\n".join(body_lines)))
     if fields:
         blocks.append({"type": "section", "fields": [dict(f, text=redact(f["text"], environ)) for f in fields[:MAX_FIELDS]]})
-    context = f"run id `{outcome.run_id}` · model `{outcome.model_name}`"
+    context = f"run id `{clean(outcome.run_id)}` · model `{clean(outcome.model_name)}`"
     if outcome.tracking_uri:
-        context += f" · MLflow {outcome.tracking_uri}"
-    blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": redact(context, environ)[:MAX_TEXT]}]})
-    return {"text": text[:MAX_TEXT], "blocks": blocks}
+        context += f" · MLflow {clean(outcome.tracking_uri)}"
+    blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": _truncate(redact(context, environ))}]})
+    return {"text": _truncate(text), "blocks": blocks}
 
 
 # ---- sending -------------------------------------------------------------------------------------
 
 
+def webhook_problem(url: str) -> str:
+    """Why `url` cannot be posted to, without repeating any of it (it is a secret); "" if it can.
+
+    A URL without a scheme is refused, not completed with https://: guessing where a secret
+    goes is worse than a message that says what to fix.
+    """
+    if any(c.isspace() or not c.isprintable() for c in url):
+        return "contains whitespace or control characters"
+    try:
+        parts = urllib.parse.urlsplit(url)
+        hostname = parts.hostname
+    except ValueError:
+        return "is not a valid URL"
+    if parts.scheme.lower() not in ("http", "https"):
+        return "does not start with https:// (or http://)"
+    if not hostname:
+        return "has no host"
+    return ""
+
+
 def post_message(url: str, message: dict, timeout: float = POST_TIMEOUT_SECONDS) -> tuple[bool, str]:
     """POSTs the JSON; returns (delivered, what happened). Never raises, never repeats the URL (it is a secret)."""
-    try:
-        host = urllib.parse.urlsplit(url).hostname or "?"
-    except ValueError:
-        host = "?"
+    problem = webhook_problem(url)
+    if problem:
+        return False, f"webhook URL {problem}"
+    host = urllib.parse.urlsplit(url).hostname
     try:
         request = urllib.request.Request(
             url, data=json.dumps(message).encode(), method="POST", headers={"Content-Type": "application/json"}
@@ -284,18 +341,23 @@ def post_message(url: str, message: dict, timeout: float = POST_TIMEOUT_SECONDS)
     except urllib.error.HTTPError as exc:
         return False, f"webhook at {host} answered HTTP {exc.code}"
     except Exception as exc:  # unreachable, timed out, malformed URL: the run's result stands
-        reason = getattr(exc, "reason", exc)
-        return False, f"webhook at {host} not reached: {type(exc).__name__}: {redact(str(reason))}"
+        # The URL may have come as an argument rather than from the environment redact reads.
+        reason = str(getattr(exc, "reason", exc)).replace(url, "[webhook URL]")
+        return False, f"webhook at {host} not reached: {type(exc).__name__}: {redact(reason)}"
 
 
 def send_notification(outcome: RunOutcome, webhook_url: str | None = None, timeout: float = POST_TIMEOUT_SECONDS) -> dict:
     """Logs the message and, when a webhook is configured ($NOTIFY_WEBHOOK_URL), posts it there."""
     message = build_message(outcome)
     print(message["text"], flush=True)
-    url = (os.environ.get(WEBHOOK_ENV, "") if webhook_url is None else webhook_url).strip()
+    if webhook_url is None:
+        url, source = secret_value(WEBHOOK_ENV), f"${WEBHOOK_ENV} ({WEBHOOK_SECRET})"
+    else:
+        url, source = webhook_url.strip(), "the webhook URL"
     if not url:
         return {"sent": False, "detail": f"no webhook configured (${WEBHOOK_ENV} is empty); message logged only", "message": message}
-    sent, detail = post_message(url, message, timeout)
+    problem = webhook_problem(url)
+    sent, detail = (False, f"{source} {problem}; message logged only") if problem else post_message(url, message, timeout)
     (log.info if sent else log.warning)("notification %s: %s", "sent" if sent else "not sent", detail)
     print(f"notification {'sent' if sent else 'NOT sent'}: {detail}", flush=True)
     return {"sent": sent, "detail": detail, "message": message}

@@ -24,11 +24,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
@@ -41,6 +43,9 @@ HEALTH_PATH = "/apis/v2beta1/healthz"
 TERMINAL_STATES = frozenset({"SUCCEEDED", "FAILED", "SKIPPED", "CANCELED"})
 EXIT_FAILED = 1
 EXIT_USAGE = 2
+# user:password@ after the scheme (or at the start of a host given without one); greedy up to the
+# last @ before the path, as a password may contain an unencoded @.
+_USERINFO = re.compile(r"^(\s*[a-zA-Z][a-zA-Z0-9+.-]*://)?[^/?#\s]*@")
 
 
 class SubmitError(Exception):
@@ -54,22 +59,62 @@ class Unreachable(Exception):
 # ---------------------------------------------------------------- parameters
 
 
-def pipeline_inputs(package: Path) -> dict[str, dict]:
-    """The compiled pipeline's parameters: name -> {"parameterType": ..., "defaultValue"?: ...}."""
+def _kind(value) -> str:
+    return "empty" if value is None else f"a {type(value).__name__}"
+
+
+def package_problem(spec) -> str:
+    """What keeps `spec` from being a compiled KFP pipeline this command can read; "" if nothing."""
+    if not isinstance(spec, dict):
+        return f"the document is {_kind(spec)}, expected a mapping"
+    for key in ("root", "pipelineInfo"):
+        if key not in spec:
+            return f"no `{key}` key"
+        if not isinstance(spec[key], dict):
+            return f"`{key}` is {_kind(spec[key])}, expected a mapping"
+    if not isinstance(spec["pipelineInfo"].get("name"), str):
+        return f"`pipelineInfo.name` is {_kind(spec['pipelineInfo'].get('name'))}, expected a string"
+    # Both levels are optional (a pipeline without parameters), but not of another type.
+    definitions = spec["root"].get("inputDefinitions", {})
+    if not isinstance(definitions, dict):
+        return f"`root.inputDefinitions` is {_kind(definitions)}, expected a mapping"
+    parameters = definitions.get("parameters", {})
+    if not isinstance(parameters, dict):
+        return f"`root.inputDefinitions.parameters` is {_kind(parameters)}, expected a mapping"
+    for name, parameter in parameters.items():
+        if not isinstance(parameter, dict):
+            return f"`root.inputDefinitions.parameters.{name}` is {_kind(parameter)}, expected a mapping"
+    return ""
+
+
+def load_package(package: Path) -> dict:
+    """The compiled pipeline spec (the YAML's first document), checked for the keys this command reads."""
     try:
-        documents = list(yaml.safe_load_all(package.read_text()))
+        documents = list(yaml.safe_load_all(package.read_text(encoding="utf-8")))
     except FileNotFoundError:
         raise SubmitError(f"{package}: no such pipeline package (run `python compile.py`, or pass --compile)") from None
+    except IsADirectoryError:
+        raise SubmitError(f"{package}: is a directory, not a pipeline package (pass the compiled YAML file)") from None
+    except UnicodeDecodeError as exc:
+        raise SubmitError(f"{package}: not UTF-8 text (byte {exc.start}); a pipeline package is the compiled YAML, not an archive") from None
+    except OSError as exc:
+        raise SubmitError(f"{package}: cannot be read: {exc.strerror or exc}") from None
     except yaml.YAMLError as exc:
         raise SubmitError(f"{package}: not valid YAML: {exc}") from None
-    spec = documents[0] if documents and isinstance(documents[0], dict) else {}
-    if "root" not in spec or "pipelineInfo" not in spec:
-        raise SubmitError(f"{package}: not a compiled KFP pipeline (no root/pipelineInfo)")
-    return dict(spec["root"].get("inputDefinitions", {}).get("parameters", {}))
+    spec = documents[0] if documents else None
+    problem = package_problem(spec)
+    if problem:
+        raise SubmitError(f"{package}: not a compiled KFP pipeline: {problem}")
+    return spec
+
+
+def pipeline_inputs(package: Path) -> dict[str, dict]:
+    """The compiled pipeline's parameters: name -> {"parameterType": ..., "defaultValue"?: ...}."""
+    return dict(load_package(package)["root"].get("inputDefinitions", {}).get("parameters", {}))
 
 
 def pipeline_name_of(package: Path) -> str:
-    return yaml.safe_load_all(package.read_text()).__next__()["pipelineInfo"]["name"]
+    return load_package(package)["pipelineInfo"]["name"]
 
 
 def coerce(name: str, text: str, parameter_type: str):
@@ -132,6 +177,33 @@ def config_params(config_path: Path, inputs: dict[str, dict]) -> dict:
 # ---------------------------------------------------------------- health
 
 
+def display_url(url: str) -> str:
+    """`url` fit to print or log: user:password@ and the query (tokens) go, the #/ route of a UI link stays.
+
+    Works on the text, not urlsplit, so that a malformed host is shown redacted instead of raising.
+    """
+    base, hash_, fragment = _USERINFO.sub(lambda m: m.group(1) or "", url).partition("#")
+    return base.partition("?")[0] + hash_ + fragment
+
+
+def host_problem(host: str) -> str:
+    """Why `host` cannot be the API server's base URL, without repeating it; "" if it can."""
+    try:
+        parts = urllib.parse.urlsplit(host)
+        parts.port  # noqa: B018 (raises on a port that is not a number)
+    except ValueError as exc:
+        return f"not a valid URL ({exc})"
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return "expected http://HOST[:PORT] or https://HOST[:PORT]"
+    if "@" in parts.netloc:
+        # urllib would take user:password@host for a host name and look it up in DNS.
+        return "user:password@ is not supported: neither the health check nor kfp.Client sends it"
+    if parts.query or parts.fragment:
+        # The API paths are appended to the host, so a query would swallow them.
+        return "a base URL takes no ?query or #fragment"
+    return ""
+
+
 def check_health(host: str, attempts: int = 5, delay: float = 2.0, timeout: float = 5.0) -> None:
     """Waits until GET {host}/apis/v2beta1/healthz answers 200; raises Unreachable naming the host.
 
@@ -152,7 +224,7 @@ def check_health(host: str, attempts: int = 5, delay: float = 2.0, timeout: floa
         if attempt < attempts:
             time.sleep(delay)
     raise Unreachable(
-        f"cannot reach the KFP API at {host} ({url}: {last}, {attempts} attempts). "
+        f"cannot reach the KFP API at {display_url(host)} ({display_url(url)}: {last}, {attempts} attempts). "
         "Is it port-forwarded? kubectl -n kubeflow port-forward svc/ml-pipeline 8888:8888"
     )
 
@@ -323,6 +395,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.image and not args.compile:
         p.error("--image only applies with --compile (a package already names its image)")
+    problem = host_problem(args.host)
+    if problem:
+        p.error(f"--host {display_url(args.host)}: {problem}")
     if args.timeout <= 0 or args.poll <= 0 or args.health_attempts < 1:
         p.error("--timeout and --poll must be positive and --health-attempts at least 1")
     return args
@@ -363,8 +438,9 @@ def submit(args: argparse.Namespace, package: Path) -> int:
         experiment.experiment_id, args.run_name or version_name, params=params, pipeline_id=pipeline_id,
         version_id=version_id, service_account=args.service_account,
     )
-    url = f"{(args.ui_host or args.host).rstrip('/')}/#/runs/details/{run.run_id}"
-    submission = Submission(args.host, pipeline_id, version_id, version_name, experiment.experiment_id, run.run_id, url,
+    # The printed link and the summary end up in CI logs and artifacts: no credentials in them.
+    url = display_url(f"{(args.ui_host or args.host).rstrip('/')}/#/runs/details/{run.run_id}")
+    submission = Submission(display_url(args.host), pipeline_id, version_id, version_name, experiment.experiment_id, run.run_id, url,
                             {k: (v if k != "config" else "<config JSON>") for k, v in params.items()})
     print(f"run id     {run.run_id}")
     print(f"run url    {url}")

@@ -4,7 +4,9 @@ the registry lookup on a real MLflow store, and sending that never raises."""
 from __future__ import annotations
 
 import json
+import logging
 import os
+import re
 import time
 
 import pytest
@@ -20,6 +22,7 @@ from lifecycle.notification import (
     redact,
     registered_by_run,
     send_notification,
+    slack_escape,
     steps_in_pipeline_root,
     strip_url_secrets,
 )
@@ -122,6 +125,42 @@ def test_unreadable_registry_is_reported():
     assert "The registry could not be read: MlflowException: connection refused" in text
 
 
+def mrkdwn_texts(message: dict) -> list[str]:
+    texts = [message["text"]]
+    for block in message["blocks"]:
+        texts += [block["text"]["text"]] if "text" in block else []
+        texts += [f["text"] for f in block.get("fields", []) + block.get("elements", [])]
+    return texts
+
+
+def test_values_from_the_run_cannot_mention_or_link():
+    outcome = failed(
+        job_name="job <!channel>", error_message="column 'x' expects double, got '<@U123> & <https://evil|click>'",
+        failed_steps=["step <!here>"], completed_steps=["a>b"], registration={**REGISTRATION, "aliases": ["<@U1>"],
+        "promotion": "R&D <!everyone>", "metrics": {"x<y": 1.0}}, registry_problem="<!subteam^S1>",
+    )
+    message = build_message(outcome, environ={})
+    for text in mrkdwn_texts(message):
+        assert "<" not in text and ">" not in text
+        assert not re.search(r"&(?!amp;|lt;|gt;)", text)  # every & starts one of the three entities
+    assert "job &lt;!channel&gt; failed" in message["text"]
+    assert "got '&lt;@U123&gt; &amp; &lt;https://evil|click&gt;'" in message["text"]
+    assert "Promotion: R&amp;D &lt;!everyone&gt;." in message["text"]
+
+
+def test_values_are_escaped_once():
+    assert slack_escape("R&D <x>") == "R&amp;D &lt;x&gt;"
+    text = build_message(failed(job_name="R&D", error_message="a &amp; b"), environ={})["text"]
+    assert "run R&amp;D failed" in text and "Reported error: a &amp;amp; b" in text  # shows as typed: "a &amp; b"
+
+
+@pytest.mark.parametrize("offset", range(4))  # so that one of them cuts where an entity would be
+def test_a_long_message_is_not_cut_inside_an_entity(offset):
+    message = build_message(failed(error_message="x" * offset + "<" * 2000), environ={})
+    for text in mrkdwn_texts(message):
+        assert len(text) <= 2900 and not re.search(r"&[a-z]*$", text)
+
+
 def test_metric_formatting():
     assert [format_metric(v) for v in (0.107601, 0.93641, 22586.82, -1234.5, 3.0)] == ["0.1076", "0.9364", "22,587", "-1,234", "3"]
 
@@ -156,6 +195,17 @@ def test_tracking_uri_credentials_never_reach_the_message():
     outcome = succeeded(tracking_uri="https://admin:sentinel-password@mlflow.example/?token=sentinel-token")
     text = all_text(build_message(outcome, environ={}))
     assert "sentinel" not in text and "mlflow.example" in text
+
+
+@pytest.mark.parametrize(
+    "value", ["hooks.slack.com/services/T0/B0/SECRETTOKEN123\n", "https://hooks.slack.com/services/T0/B0/SECRETTOKEN123?x=1\n"]
+)
+def test_the_webhook_url_is_masked_as_it_is_sent_stripped(value):
+    stripped = value.strip()
+    env = {"NOTIFY_WEBHOOK_URL": value}
+    assert redact(f"posting to {stripped} failed", env) == "posting to [NOTIFY_WEBHOOK_URL] failed"
+    # the form a URL takes once its query is gone is masked too: for Slack the path is the secret
+    assert "SECRETTOKEN123" not in redact(f"posting to {strip_url_secrets(stripped)} failed", env)
 
 
 def test_redact_reads_the_process_environment_by_default(monkeypatch):
@@ -289,3 +339,38 @@ def test_without_a_webhook_the_message_is_only_logged(monkeypatch, capsys):
     result = send_notification(failed(failed_steps=["ingest-dataset"]))
     assert not result["sent"] and "no webhook configured" in result["detail"]
     assert "Failed step: ingest-dataset" in capsys.readouterr().out
+
+
+def test_a_webhook_url_from_a_secret_file_with_a_newline_is_used(monkeypatch):
+    receiver = Webhook()
+    monkeypatch.setenv("NOTIFY_WEBHOOK_URL", receiver.url + "\n")  # kubectl create secret --from-file
+    try:
+        result = send_notification(succeeded())
+    finally:
+        receiver.close()
+    assert result["sent"] and receiver.posts == [result["message"]]
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        ("hooks.slack.com/services/T0/B0/SECRETTOKEN123\n", "does not start with https:// (or http://)"),
+        ("ftp://hooks.example/SECRETTOKEN123", "does not start with https:// (or http://)"),
+        ("https:///SECRETTOKEN123", "has no host"),
+        ("https://hooks.example/SECRETTOKEN123 /x", "contains whitespace or control characters"),
+    ],
+)
+def test_a_webhook_url_that_cannot_be_posted_to_is_refused_by_name(monkeypatch, capsys, caplog, value, problem):
+    monkeypatch.setenv("NOTIFY_WEBHOOK_URL", value)
+    with caplog.at_level(logging.INFO, logger="lifecycle.notification"):
+        result = send_notification(failed(failed_steps=["ingest-dataset"]))
+    assert not result["sent"]
+    assert result["detail"] == f"$NOTIFY_WEBHOOK_URL (Secret pipeline-notify, key webhook-url) {problem}; message logged only"
+    out = capsys.readouterr().out
+    assert "Failed step: ingest-dataset" in out  # the message is still logged
+    assert "SECRETTOKEN123" not in out + caplog.text
+
+
+def test_post_message_never_repeats_a_url_it_was_given():
+    sent, detail = post_message("hooks.example/SECRETTOKEN123", {"text": "x"})
+    assert (sent, detail) == (False, "webhook URL does not start with https:// (or http://)")

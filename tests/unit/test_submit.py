@@ -3,7 +3,10 @@ HTTP server on loopback, and failed-task extraction from real kfp_server_api mod
 
 from __future__ import annotations
 
+import gzip
 import json
+import subprocess
+import sys
 import threading
 from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -105,6 +108,41 @@ def test_packages_that_are_missing_or_not_pipelines(tmp_path):
         submit.pipeline_inputs(other)
 
 
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        ("root: x\npipelineInfo: {name: p}\n", "not a compiled KFP pipeline: `root` is a str, expected a mapping"),
+        ("root: {}\n", "not a compiled KFP pipeline: no `pipelineInfo` key"),
+        ("root: {}\npipelineInfo: {}\n", "`pipelineInfo.name` is empty, expected a string"),
+        ("root: {inputDefinitions: {parameters: [a, b]}}\npipelineInfo: {name: p}\n", "`root.inputDefinitions.parameters` is a list, expected a mapping"),
+        ("root: {inputDefinitions: {parameters: {a: 1}}}\npipelineInfo: {name: p}\n", "`root.inputDefinitions.parameters.a` is a int, expected a mapping"),
+        ("- a\n- b\n", "the document is a list, expected a mapping"),
+        ("", "the document is empty, expected a mapping"),
+    ],
+)
+def test_main_exits_2_naming_what_is_wrong_with_the_package(tmp_path, capsys, content, problem):
+    package = tmp_path / "odd.yaml"
+    package.write_text(content)
+    assert submit.main(["--host", "http://127.0.0.1:9", "--experiment", "e", "--package", str(package)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {package}: ") and problem in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("kind", ["directory", "gzip"])
+def test_an_unreadable_package_is_a_one_line_error_with_exit_code_2(tmp_path, kind):
+    if kind == "directory":
+        package, problem = tmp_path, "is a directory, not a pipeline package"
+    else:
+        package, problem = tmp_path / "training.yaml.gz", "not UTF-8 text (byte 1)"
+        package.write_bytes(gzip.compress(TRAINING_YAML.read_bytes()))
+    done = subprocess.run(
+        [sys.executable, "-m", "pipelines.submit", "--host", "http://127.0.0.1:9", "--experiment", "e", "--package", str(package)],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )
+    assert done.returncode == 2
+    assert done.stderr.startswith(f"error: {package}: {problem}") and done.stderr.count("\n") == 1
+
+
 def test_version_names_carry_commit_and_time():
     at = datetime(2026, 11, 24, 16, 8, 12, tzinfo=timezone.utc)
     assert submit.default_version_name("training", "0123456789abcdef0123", at) == "training-0123456789ab-20261124-160812"
@@ -185,6 +223,44 @@ def test_main_checks_params_before_contacting_the_server(capsys):
     code = submit.main(["--host", "http://127.0.0.1:9", "--experiment", "e2e", "--param", "deployy=true"])
     assert code == 2
     assert "--param deployy: the pipeline has no such parameter" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("http://user:secretpw@127.0.0.1:1", "http://127.0.0.1:1"),
+        ("https://u:p@ss@kfp.example/x?token=secret#/runs/details/r1", "https://kfp.example/x#/runs/details/r1"),
+        ("user:secretpw@kfp.example:8888", "kfp.example:8888"),
+        ("http://u:secretpw@[::1", "http://[::1"),
+        ("http://localhost:8080/#/runs/details/r1", "http://localhost:8080/#/runs/details/r1"),
+    ],
+)
+def test_urls_are_shown_without_credentials_or_query(url, shown):
+    assert submit.display_url(url) == shown
+
+
+def test_unreachable_host_is_named_without_its_query():
+    host = f"http://127.0.0.1:{free_port()}"
+    with pytest.raises(submit.Unreachable) as caught:
+        submit.check_health(f"{host}?token=secret", attempts=1, delay=0.01, timeout=1)
+    assert f"cannot reach the KFP API at {host} " in str(caught.value) and "secret" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("host", "problem"),
+    [
+        ("http://user:secretpw@127.0.0.1:1", "--host http://127.0.0.1:1: user:password@ is not supported"),
+        ("user:secretpw@127.0.0.1:1", "--host 127.0.0.1:1: expected http://HOST[:PORT]"),
+        ("http://user:secretpw@127.0.0.1:abc", "--host http://127.0.0.1:abc: not a valid URL"),
+        ("http://127.0.0.1:1/?token=secret", "--host http://127.0.0.1:1/: a base URL takes no ?query"),
+    ],
+)
+def test_a_host_that_is_not_a_base_url_is_refused_without_its_secrets(host, problem):
+    done = subprocess.run(
+        [sys.executable, "-m", "pipelines.submit", "--host", host, "--experiment", "e2e"],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )
+    assert done.returncode == 2 and problem in done.stderr and "secret" not in done.stderr
 
 
 # ---------------------------------------------------------------- failed tasks
