@@ -130,13 +130,13 @@ def build_workload(model_uri: str) -> Workload:
     import pandas as pd
 
     from lifecycle.config import load_config
-    from lifecycle.ingest import ingest_table
+    from lifecycle.ingest import ingest_table, text_columns_of
     from lifecycle.process import process_frame, split_frame
     from lifecycle.scoring import conform_to_signature, signature_columns
     from serving.schema import records_from_frame
 
     config = load_config(CONFIG)
-    table = ingest_table(str((ROOT / config.data_uri).resolve()))
+    table = ingest_table(str((ROOT / config.data_uri).resolve()), text_columns_of(config))
     _, test = split_frame(process_frame(table.frame, config), config)
     columns = signature_columns(model_uri)
     names = [c.name for c in columns]

@@ -31,7 +31,7 @@ def plain_training(config_path: Path, workdir: Path) -> dict:
     from lifecycle.estimators import expand_search_space
     from lifecycle.evaluation import evaluation_report, holdout_metrics
     from lifecycle.features import build_featurizer, features_and_target
-    from lifecycle.ingest import ingest_table
+    from lifecycle.ingest import ingest_table, text_columns_of
     from lifecycle.process import process_frame, split_frame
     from lifecycle.registry import register_model
     from lifecycle.training import cross_validate_candidate, fit_model, select_best
@@ -40,7 +40,7 @@ def plain_training(config_path: Path, workdir: Path) -> dict:
 
     config = load_config(config_path)
     ensure_experiment(config.registry.model_name, prepare_tracking(workdir))
-    table = ingest_table(str((ROOT / config.data_uri).resolve()))
+    table = ingest_table(str((ROOT / config.data_uri).resolve()), text_columns_of(config))
     validation = validate_frame(table.frame, config, config.data_uri)
     validation.raise_if_failed()
     train, test = split_frame(process_frame(table.frame, config), config)

@@ -14,9 +14,8 @@ def ingest_dataset(data_uri: str, config: str, dataset: Output[Dataset]):
         dataset: The raw table as Parquet, with rows, columns and a sha256 of the source bytes.
     """
     from lifecycle.config import parse_config
-    from lifecycle.ingest import ingest_table
+    from lifecycle.ingest import ingest_table, text_columns_of
 
-    parse_config(config)
-    table = ingest_table(data_uri)
+    table = ingest_table(data_uri, text_columns_of(parse_config(config)))
     table.frame.to_parquet(dataset.path, index=False)
     dataset.metadata.update(table.summary)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import tempfile
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,14 +56,46 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def read_table(path: Path, fmt: str, uri: str) -> pd.DataFrame:
+def text_columns_of(config) -> list[str]:
+    """The columns a config reads as text: its categorical features, and a classifier's label."""
+    names = list(config.categorical_columns)
+    return names + [config.target.name] if config.task == "classification" else names
+
+
+def as_text(values: pd.Series) -> pd.Series:
+    """A typed column as text, None for missing; integer codes that a blank turned into floats
+    (1.0) as the text they were written as ("1")."""
+    if values.dtype == object:
+        return values
+    whole = values.dropna()
+    if pd.api.types.is_float_dtype(values) and (whole == whole.round()).all():
+        values = values.astype("Int64")
+    return values.astype("string").astype(object).where(values.notna(), None)
+
+
+def _duplicate_headers(path: Path) -> list[str]:
+    header = pd.read_csv(path, header=None, nrows=1, dtype=str).iloc[0].tolist()
+    return sorted({str(name) for name in header if header.count(name) > 1})
+
+
+def read_table(path: Path, fmt: str, uri: str, text_columns: Collection[str] = ()) -> pd.DataFrame:
+    """The file as a frame; `text_columns` as text, whatever their values look like.
+
+    Left to guess, pandas reads a column of codes 1, 2 with one blank as the floats 1.0, 2.0, whose
+    text is "1.0": a level the model would learn and no client would send.
+    """
     if path.stat().st_size == 0:
         raise IngestError(f"{uri} is empty (0 bytes)")
     try:
         if fmt == "parquet":
             frame = pd.read_parquet(path)
+            for name in set(text_columns) & set(frame.columns):
+                frame[name] = as_text(frame[name])
         else:
-            frame = pd.read_csv(path)
+            duplicates = _duplicate_headers(path)
+            if duplicates:  # pandas would rename the second one "name.1" and read on
+                raise IngestError(f"{uri} names more than one column {', '.join(duplicates)}")
+            frame = pd.read_csv(path, dtype={name: str for name in text_columns})
     except pd.errors.EmptyDataError:
         raise IngestError(f"{uri} is empty: no header and no rows") from None
     except (UnicodeDecodeError, pd.errors.ParserError, OSError, ValueError) as exc:
@@ -78,8 +111,8 @@ def read_table(path: Path, fmt: str, uri: str) -> pd.DataFrame:
     return frame
 
 
-def ingest_table(uri: str) -> IngestedTable:
-    """Reads `uri` (local path or s3://bucket/key) and fingerprints its bytes."""
+def ingest_table(uri: str, text_columns: Collection[str] = ()) -> IngestedTable:
+    """Reads `uri` (local path or s3://bucket/key), `text_columns` as text, and fingerprints its bytes."""
     fmt = file_format(uri)
     with tempfile.TemporaryDirectory() as scratch:
         local = Path(scratch) / Path(uri).name
@@ -87,5 +120,5 @@ def ingest_table(uri: str) -> IngestedTable:
             fetch_to_file(uri, local)
         except StorageError as exc:
             raise IngestError(str(exc)) from None
-        frame = read_table(local, fmt, uri)
+        frame = read_table(local, fmt, uri, text_columns)
         return IngestedTable(frame=frame, source_uri=uri, sha256=sha256_of(local))

@@ -43,3 +43,24 @@ def test_unreadable_files_are_named(tmp_path, name, content, message):
 def test_missing_path_is_named(tmp_path):
     with pytest.raises(IngestError, match=f"file not found: {tmp_path}/nowhere.csv"):
         ingest_table(str(tmp_path / "nowhere.csv"))
+
+
+def test_a_repeated_column_name_is_refused_not_renamed(tmp_path):
+    path = tmp_path / "dupes.csv"
+    path.write_text("a,b,a\n1,2,3\n")
+    with pytest.raises(IngestError, match=r"dupes\.csv names more than one column a"):
+        ingest_table(str(path))
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_codes_with_a_blank_stay_the_text_they_were(tmp_path, fmt):
+    """Left to guess, a blank turns codes 1, 2 into 1.0, 2.0, whose text is a level nobody sends."""
+    frame = pd.DataFrame({"zone": [1.0, 2.0, None, 1.0], "area": [1.5, 2.0, 3.0, None]})  # as a reader saw it
+    path = tmp_path / f"codes.{fmt}"
+    if fmt == "csv":
+        path.write_text("zone,area\n1,1.5\n2,2.0\n,3.0\n1,\n")
+    else:
+        frame.to_parquet(path)
+    table = ingest_table(str(path), text_columns=["zone"])
+    assert table.frame["zone"].tolist()[:2] == ["1", "2"] and table.frame["zone"].isna().iloc[2]
+    assert table.frame["area"].dtype == float
