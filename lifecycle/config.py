@@ -138,20 +138,39 @@ class DatasetConfig(_Strict):
         if self.target.name in self.columns:
             problems.append(f"target {self.target.name!r} is also listed under columns")
         if self.task == "classification":
-            if not self.target.classes or len(self.target.classes) < 2:
-                problems.append("target.classes must list at least two labels for classification")
+            # Evaluation and the CV scorers are binary (ROC-AUC, F1 and log loss of classes[-1]).
+            classes = self.target.classes or []
+            if len(classes) != 2 or classes[0] == classes[1]:
+                problems.append(f"target.classes must list exactly two distinct labels, the positive one last, not {classes}")
             if self.target.transform != "none":
                 problems.append("target.transform applies to regression only")
+        for path, low, high in (
+            *((f"columns.{name}", spec.min, spec.max) for name, spec in self.columns.items()),
+            ("target", self.target.min, self.target.max),
+        ):
+            if low is not None and high is not None and low > high:
+                problems.append(f"{path}: min {low:g} is above max {high:g}")
+        for name, (low, high) in self.processing.clip.items():
+            if low is not None and high is not None and low > high:
+                problems.append(f"processing.clip.{name}: low {low:g} is above high {high:g}")
         named = set(self.columns) | set(self.features.derived)
         known = set(self.columns)
+        categorical = {name for name, spec in self.columns.items() if spec.type == "categorical"}
         for name, expression in self.features.derived.items():
             try:
-                unknown = sorted(column_names(expression) - known)
+                read = column_names(expression)
             except ExpressionError as exc:
                 problems.append(f"features.derived.{name}: {exc}")
             else:
+                unknown = sorted(read - known)
                 if unknown:
                     problems.append(f"features.derived.{name} reads unknown column(s) {', '.join(map(repr, unknown))}")
+                # Expressions are arithmetic on float arrays: a text column cannot be converted.
+                text = sorted(read & categorical)
+                if text:
+                    problems.append(
+                        f"features.derived.{name} ({expression!r}) reads categorical column(s) {', '.join(map(repr, text))}"
+                    )
             known.add(name)
         for section, names in (
             ("features.fill_values", self.features.fill_values),

@@ -6,13 +6,20 @@ findings (an unseen category, an extra column) are reported without failing.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
 
 from lifecycle.config import DatasetConfig
+from lifecycle.expressions import column_names, evaluate
 
 SAMPLE_SIZE = 3  # offending values quoted per finding
+
+# Holdout metrics that lifecycle.evaluation computes only for targets above zero; without one,
+# registration fails on the missing promotion metric after all the training.
+POSITIVE_TARGET_METRICS = {"test_rmsle"}
 
 
 class DataValidationError(ValueError):
@@ -95,6 +102,14 @@ def _check_range(name: str, values: pd.Series, low, high, out: list[Finding]) ->
             out.append(Finding(name, "range", f"{len(above)} value(s) above maximum {high:g}: {_sample(above)}"))
 
 
+def _finite(name: str, values: pd.Series, out: list[Finding]) -> pd.Series:
+    """The values that are not infinite; infinities are a violation (scaling and fitting refuse them)."""
+    infinite = values.isin([np.inf, -np.inf])
+    if infinite.any():
+        out.append(Finding(name, "finite", f"{int(infinite.sum())} infinite value(s): {_sample(values[infinite])}"))
+    return values[~infinite]
+
+
 def _check_column(name, series, spec, config: DatasetConfig, report: ValidationReport) -> None:
     fill = config.features.fill_values
     limit = spec.max_null_fraction if spec.max_null_fraction is not None else config.validation.max_null_fraction
@@ -111,7 +126,8 @@ def _check_column(name, series, spec, config: DatasetConfig, report: ValidationR
                 Finding(name, "dtype", f"expected numbers, found text in {len(text)} row(s): {_sample(text)}")
             )
             return
-        _check_range(name, pd.to_numeric(series, errors="coerce"), spec.min, spec.max, report.violations)
+        values = _finite(name, pd.to_numeric(series, errors="coerce"), report.violations)
+        _check_range(name, values, spec.min, spec.max, report.violations)
     elif spec.categories is not None:
         known = set(spec.categories) | ({str(fill[name])} if name in fill else set())
         present = series.dropna().astype(str)
@@ -141,10 +157,17 @@ def _check_target(frame: pd.DataFrame, config: DatasetConfig, report: Validation
                 Finding(target.name, "dtype", f"regression target must be numeric, found text: {_sample(text)}")
             )
             return
-        _check_range(target.name, pd.to_numeric(present), target.min, target.max, report.violations)
-        needs_positive = target.transform == "log" and (target.min is None or target.min <= 0)
-        if needs_positive and (pd.to_numeric(present) <= 0).any():
+        values = _finite(target.name, pd.to_numeric(present), report.violations)
+        _check_range(target.name, values, target.min, target.max, report.violations)
+        unchecked = target.min is None or target.min <= 0  # else the range check has named them
+        if unchecked and target.transform == "log" and (values <= 0).any():
             report.violations.append(Finding(target.name, "range", "log transform needs target values above 0"))
+        metric = config.registry.metric
+        if unchecked and metric in POSITIVE_TARGET_METRICS and (values <= 0).any():
+            report.violations.append(
+                Finding(target.name, "metric", f"registry.metric {metric} needs target values above 0; "
+                        f"{int((values <= 0).sum())} value(s) are not: {_sample(values[values <= 0])}")
+            )
     else:
         labels = present.astype(str)
         unknown = labels[~labels.isin(target.classes)]
@@ -154,6 +177,62 @@ def _check_target(frame: pd.DataFrame, config: DatasetConfig, report: Validation
             )
         if labels.nunique() < 2:
             report.violations.append(Finding(target.name, "classes", "fewer than two classes present"))
+        else:
+            _check_class_sizes(frame, config, report)
+
+
+def _check_class_sizes(frame: pd.DataFrame, config: DatasetConfig, report: ValidationReport) -> None:
+    """Each class needs a row in the stratified holdout and one per cross-validation fold of the
+    training split; with fewer the split fails, or a fold without the class scores NaN."""
+    target = config.target.name
+    rows = frame.loc[:, [n for n in config.columns if n in frame] + [target]].dropna(subset=[target])
+    if config.processing.drop_duplicates:
+        rows = rows.drop_duplicates()  # as process does, before the split
+    n = len(rows)
+    n_test = math.ceil(config.split.test_size * n)  # as sklearn's train_test_split counts
+    n_train = n - n_test
+    if n_train < 1:
+        return
+    folds = config.training.cv_folds
+    # The split gives a class of m rows at least floor(m * n_train / n) training rows and
+    # floor(m * n_test / n) holdout rows.
+    needed = max(-(-folds * n // n_train), -(-n // n_test))
+    counts = rows[target].astype(str).value_counts()
+    for label in config.target.classes:
+        count = int(counts.get(label, 0))
+        if count < needed:
+            report.violations.append(
+                Finding(target, "classes", f"class {label!r} has {count} row(s); a {config.split.test_size * 100:g}% "
+                        f"stratified holdout and {folds}-fold cross-validation over {n} rows need at least {needed}")
+            )
+
+
+def _check_derived(frame: pd.DataFrame, config: DatasetConfig, report: ValidationReport) -> None:
+    """Derived features are computed inside the model, after validation: an expression that
+    divides by zero would reach the scaler as infinity. Computed as process and the model's
+    first step would: numbers clipped, level-meaning blanks filled."""
+    failed = {f.column for f in report.violations}
+    inputs = pd.DataFrame(index=frame.index)
+    for name, spec in config.columns.items():
+        if spec.type == "numeric" and name in frame and name not in failed:
+            values = pd.to_numeric(frame[name], errors="coerce").astype("float64")
+            if name in config.processing.clip:
+                values = values.clip(*config.processing.clip[name])
+            if name in config.features.fill_values:
+                values = values.fillna(config.features.fill_values[name])
+            inputs[name] = values
+    for name, expression in config.features.derived.items():
+        if not all(column in inputs for column in column_names(expression)):
+            continue  # an input is missing or already reported
+        with np.errstate(all="ignore"):
+            values = pd.Series(evaluate(expression, inputs), index=inputs.index)
+        infinite = int(np.isinf(values).sum())
+        if infinite and name not in config.features.drop:
+            report.violations.append(
+                Finding(name, "finite", f"derived feature {expression!r} is infinite in {infinite} row(s)")
+            )
+        else:  # a dropped feature never reaches the model, but a later expression may read it
+            inputs[name] = values
 
 
 def validate_frame(frame: pd.DataFrame, config: DatasetConfig, source: str) -> ValidationReport:
@@ -164,12 +243,14 @@ def validate_frame(frame: pd.DataFrame, config: DatasetConfig, source: str) -> V
         )
     for name, spec in config.columns.items():
         if name not in frame:
-            if spec.required:
-                report.violations.append(Finding(name, "required", "required column is missing"))
+            # The featurizer is built for every configured column: an optional one may be blank, not absent.
+            problem = "required column is missing" if spec.required else "column is missing (required: false allows blanks, not an absent column)"
+            report.violations.append(Finding(name, "required", problem))
             continue
         report.checked_columns += 1
         _check_column(name, frame[name], spec, config, report)
     _check_target(frame, config, report)
+    _check_derived(frame, config, report)
     expected = set(config.columns) | {config.target.name}
     for name in frame.columns:
         if name not in expected:

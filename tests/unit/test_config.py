@@ -57,3 +57,39 @@ def test_missing_and_malformed_files(tmp_path):
         load_config(bad)
     with pytest.raises(ConfigError, match="not valid JSON"):
         parse_config("{not json")
+
+
+def test_classification_needs_exactly_two_classes(telco_config):
+    """Evaluation is binary (the positive class last), so a third label would fail in CV."""
+    raw = telco_config.model_dump(mode="json")
+    for classes in (["No", "Maybe", "Yes"], ["Yes", "Yes"], ["Yes"]):
+        raw["target"]["classes"] = classes
+        with pytest.raises(ConfigError, match=r"target\.classes must list exactly two distinct labels, the positive one last"):
+            parse_config(raw)
+
+
+def test_derived_feature_may_not_read_a_categorical_column(ames_config):
+    raw = ames_config.model_dump(mode="json")
+    raw["features"]["derived"]["Area_Street"] = "Lot_Area + Street"
+    with pytest.raises(ConfigError, match=r"features\.derived\.Area_Street \('Lot_Area \+ Street'\) reads categorical column\(s\) 'Street'"):
+        parse_config(raw)
+
+
+def test_bounds_in_the_wrong_order_are_named(ames_config):
+    raw = ames_config.model_dump(mode="json")
+    raw["columns"]["Year_Built"].update(min=2030, max=1800)
+    raw["target"]["max"] = 0
+    raw["processing"]["clip"]["Lot_Area"] = [100000, 0]
+    with pytest.raises(ConfigError) as failure:
+        parse_config(raw)
+    message = str(failure.value)
+    for part in (
+        "columns.Year_Built: min 2030 is above max 1800",
+        "target: min 1 is above max 0",
+        "processing.clip.Lot_Area: low 100000 is above high 0",
+    ):
+        assert part in message
+    raw = ames_config.model_dump(mode="json")
+    raw["columns"]["Year_Built"].update(min=2000, max=2000)
+    raw["processing"]["clip"]["Lot_Area"] = [5000, 5000]
+    parse_config(raw)  # equal bounds are a constant, not a contradiction

@@ -2,6 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from lifecycle.config import parse_config
 from lifecycle.validate import DataValidationError, validate_frame
 
 
@@ -81,3 +82,62 @@ def test_one_error_names_every_violation(ames_raw, ames_config):
     for part in ("(table): min_rows: 100 rows", "Lot_Area: required", "Neighborhood: required"):
         assert part in message
     assert "# Data validation: FAILED" in report.to_markdown()
+
+
+def test_infinite_values_are_violations(telco_raw, telco_config, ames_raw, ames_config):
+    frame = telco_raw.copy()
+    frame.loc[[3, 5], "monthly_charges"] = [np.inf, -np.inf]
+    assert violations(frame, telco_config) == ["monthly_charges: finite: 2 infinite value(s): inf, -inf"]
+    frame = ames_raw.copy()
+    frame.loc[7, "Sale_Price"] = np.inf
+    assert violations(frame, ames_config) == ["Sale_Price: finite: 1 infinite value(s): inf"]
+
+
+def test_infinite_derived_feature_is_a_violation(telco_raw, telco_config):
+    """Derived features are computed inside the model, after validation: validate computes them too."""
+    raw = telco_config.model_dump(mode="json")
+    raw["features"]["derived"]["charges_per_line"] = "monthly_charges / (phone_service - 1)"
+    config = parse_config(raw)
+    with_phone = int((telco_raw["phone_service"] == 1).sum())
+    assert violations(telco_raw, config) == [
+        f"charges_per_line: finite: derived feature 'monthly_charges / (phone_service - 1)' is infinite in {with_phone} row(s)"
+    ]
+    raw["processing"]["clip"] = {"phone_service": [None, 0.5]}  # clipped as process would, never 1
+    assert violations(telco_raw, parse_config(raw)) == []
+
+
+def test_target_the_promotion_metric_cannot_score(ames_raw, ames_config):
+    """Evaluation leaves RMSLE out for a target of zero or less; registration would then fail last."""
+    raw = ames_config.model_dump(mode="json")
+    raw["target"].update(min=None, transform="none")
+    config = parse_config(raw)
+    frame = ames_raw.copy()
+    frame.loc[:2, "Sale_Price"] = [0, -5, 0]
+    assert violations(frame, config) == [
+        "Sale_Price: metric: registry.metric test_rmsle needs target values above 0; 3 value(s) are not: 0, -5"
+    ]
+    raw["registry"]["metric"] = "test_rmse"
+    assert violations(frame, parse_config(raw)) == []
+
+
+def test_rare_class_needs_rows_for_the_split_and_every_fold(telco_raw, telco_config):
+    frame = telco_raw.copy()
+    positives = frame.index[frame["churn"] == "Yes"]
+    frame.loc[positives[3:], "churn"] = "No"
+    # 7043 rows: a 1409-row holdout, and 5634 training rows in 5 folds.
+    assert violations(frame, telco_config) == [
+        "churn: classes: class 'Yes' has 3 row(s); a 20% stratified holdout and 5-fold cross-validation over 7043 rows need at least 7"
+    ]
+    frame.loc[positives[3:7], "churn"] = "Yes"
+    assert violations(frame, telco_config) == []
+
+
+def test_an_optional_column_may_be_blank_but_not_absent(ames_raw, ames_config):
+    """Every configured column goes into the featurizer; an absent one used to fail there, unnamed."""
+    config = ames_config.model_copy(update={"columns": {**ames_config.columns, "Lot_Area": ames_config.columns["Lot_Area"].model_copy(update={"required": False})}})
+    some_blank = ames_raw.copy()
+    some_blank.loc[:9, "Lot_Area"] = None
+    assert violations(some_blank, config) == []
+    assert violations(ames_raw.drop(columns=["Lot_Area"]), config) == [
+        "Lot_Area: required: column is missing (required: false allows blanks, not an absent column)"
+    ]
