@@ -49,8 +49,12 @@ MODEL_REQUIREMENTS = ("scikit-learn", "skops", "numpy", "pandas", "scipy")
 # How long register waits for an unreachable tracking server before failing (seconds).
 TRACKING_WAIT_ENV = "TRACKING_SERVER_WAIT_SECONDS"
 DEFAULT_TRACKING_WAIT = 120.0
-# A promotion lock older than this was left by a registration that died; it is broken.
-LOCK_STALE_SECONDS = 600.0
+# A promotion lock older than this was left by a registration that died; it is broken. The
+# locked section scores the champion on one holdout and makes a handful of registry writes:
+# seconds for these models, so two minutes is far beyond a live holder.
+LOCK_STALE_SECONDS = 120.0
+# How long a registration waits for the lock. Longer than the stale limit plus one poll, so a
+# lock left by a dead registration is always broken by a waiter rather than failing it.
 LOCK_WAIT_SECONDS = 300.0
 
 
@@ -127,17 +131,20 @@ def wait_for_tracking_server(uri: str, budget: float | None = None) -> None:
 
 
 @contextmanager
-def promotion_lock(client, model_name: str, wait: float = LOCK_WAIT_SECONDS):
+def promotion_lock(client, model_name: str, wait: float | None = None):
     """One promotion decision at a time for `model_name`, across processes and machines.
 
     The registry has no compare-and-set for aliases: two registrations deciding at once would both
     compare against the same champion, and the worse one could move `champion` last. Creating a
     registered model is atomic (names are unique), so a registered model named
     `<model_name>.promotion-lock` is the lock, deleted on release. A lock older than
-    LOCK_STALE_SECONDS was left by a registration that died, and is broken.
+    LOCK_STALE_SECONDS was left by a registration that died, and is broken; `wait` defaults to
+    LOCK_WAIT_SECONDS.
     """
     from mlflow.exceptions import MlflowException
 
+    if wait is None:
+        wait = LOCK_WAIT_SECONDS
     lock = f"{model_name}.promotion-lock"
     deadline = time.monotonic() + wait
     delay = 0.2
@@ -148,7 +155,8 @@ def promotion_lock(client, model_name: str, wait: float = LOCK_WAIT_SECONDS):
         except MlflowException as exc:
             if exc.error_code != "RESOURCE_ALREADY_EXISTS":
                 raise
-        _break_stale_lock(client, lock)
+        if _break_stale_lock(client, lock):
+            continue
         if time.monotonic() > deadline:
             raise RegistrationError(f"another registration of {model_name} held the promotion lock {lock!r} for over {wait:.0f} s")
         time.sleep(delay)
@@ -162,16 +170,20 @@ def promotion_lock(client, model_name: str, wait: float = LOCK_WAIT_SECONDS):
             log.error("could not release promotion lock %s: %s", lock, exc)
 
 
-def _break_stale_lock(client, lock: str) -> None:
+def _break_stale_lock(client, lock: str) -> bool:
+    """Deletes `lock` if it is older than LOCK_STALE_SECONDS; True if it did."""
     from mlflow.exceptions import MlflowException
 
     try:
         held = client.get_registered_model(lock)
-        if time.time() - held.creation_timestamp / 1000 > LOCK_STALE_SECONDS:
-            log.warning("breaking promotion lock %s: %s, taken %.0f s ago", lock, held.description, time.time() - held.creation_timestamp / 1000)
-            client.delete_registered_model(lock)
+        age = time.time() - held.creation_timestamp / 1000
+        if age <= LOCK_STALE_SECONDS:
+            return False
+        log.warning("breaking promotion lock %s: %s, taken %.0f s ago", lock, held.description, age)
+        client.delete_registered_model(lock)
+        return True
     except MlflowException:  # released meanwhile
-        pass
+        return False
 
 
 def beats(challenger: float, champion: float, metric: str, margin: float) -> bool:
@@ -281,22 +293,34 @@ def register_model(
             for orphan in _versions_of_run(client, model_name, run.info.run_id):
                 _withdraw(client, model_name, orphan, {})
             raise RegistrationError(f"registering {model_name} from run {run.info.run_id} failed: {exc}") from exc
-        previous: dict[str, str | None] = {}
+        withdrawn = False
         try:
             with promotion_lock(client, model_name):
-                # Decided under the lock, against the champion as it is now.
-                promotion = decide_promotion(client, model_name, test, config, metrics, margin)
-                previous = {alias: _alias_version(client, model_name, alias) for alias in (CHALLENGER, CHAMPION)}
-                client.set_registered_model_alias(model_name, CHALLENGER, version.version)
-                aliases = [CHALLENGER]
-                if promotion.promote:
-                    client.set_registered_model_alias(model_name, CHAMPION, version.version)
-                    aliases.append(CHAMPION)
-                client.set_model_version_tag(model_name, version.version, "promotion", promotion.reason)
+                previous: dict[str, str | None] = {}
+                try:
+                    # Decided under the lock, against the champion as it is now.
+                    promotion = decide_promotion(client, model_name, test, config, metrics, margin)
+                    previous = {alias: _alias_version(client, model_name, alias) for alias in (CHAMPION, CHALLENGER)}
+                    client.set_registered_model_alias(model_name, CHALLENGER, version.version)
+                    client.set_model_version_tag(model_name, version.version, "promotion", promotion.reason)
+                    mlflow.set_tags({"registered_version": version.version, "promoted": str(promotion.promote).lower()})
+                    mlflow.end_run()
+                    aliases = [CHALLENGER]
+                    # Moved last, so a registration that fails never leaves champion on its version.
+                    if promotion.promote:
+                        client.set_registered_model_alias(model_name, CHAMPION, version.version)
+                        aliases.append(CHAMPION)
+                except Exception:
+                    # Undone under the lock: no other registration can have moved an alias since.
+                    withdrawn = True
+                    _withdraw(client, model_name, version.version, previous)
+                    if mlflow.active_run() is None:  # already ended, so leaving `start_run` will not mark it failed
+                        _mark_failed(client, run.info.run_id)
+                    raise
         except Exception as exc:
-            _withdraw(client, model_name, version.version, previous)
+            if not withdrawn:  # the lock was never taken, so no alias was touched
+                _withdraw(client, model_name, version.version, {})
             raise RegistrationError(f"registering {model_name} v{version.version} failed and was rolled back: {exc}") from exc
-        mlflow.set_tags({"registered_version": version.version, "promoted": str(promotion.promote).lower()})
     return Registration(
         model_name=model_name,
         version=str(version.version),
@@ -326,14 +350,30 @@ def _versions_of_run(client, model_name: str, run_id: str) -> list[str]:
 
 
 def _withdraw(client, model_name: str, version: str, previous: dict[str, str | None]) -> None:
-    """Best effort: the half-registered version goes, and aliases it held return to where they were.
+    """Best effort: aliases return to the versions in `previous` (None: no alias), then the version goes.
 
-    Deleting a version deletes the aliases that point at it, so no alias is left at a missing version.
+    Aliases come first and each step is tried on its own, so a registry failing midway still leaves
+    champion where it was; deleting the version also deletes any alias still pointing at it.
+    The original failure is the one worth raising, so failures here are only logged.
     """
+    for alias, earlier in previous.items():
+        try:
+            if _alias_version(client, model_name, alias) == earlier:
+                continue
+            if earlier is None:
+                client.delete_registered_model_alias(model_name, alias)
+            else:
+                client.set_registered_model_alias(model_name, alias, earlier)
+        except Exception as exc:
+            log.error("could not put alias %s of %s back on v%s: %s", alias, model_name, earlier, exc)
     try:
         client.delete_model_version(model_name, version)
-        for alias, earlier in previous.items():
-            if earlier is not None and earlier != version and _alias_version(client, model_name, alias) is None:
-                client.set_registered_model_alias(model_name, alias, earlier)
-    except Exception as exc:  # the original failure is the one worth raising
+    except Exception as exc:
         log.error("could not withdraw %s v%s: %s", model_name, version, exc)
+
+
+def _mark_failed(client, run_id: str) -> None:
+    try:
+        client.set_terminated(run_id, "FAILED")
+    except Exception as exc:
+        log.error("could not mark run %s failed: %s", run_id, exc)

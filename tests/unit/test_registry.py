@@ -1,5 +1,8 @@
 """Registration and promotion against a real MLflow registry (SQLite)."""
 
+import time
+
+import mlflow
 import pytest
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
@@ -10,10 +13,12 @@ from lifecycle.estimators import build_estimator, expand_search_space
 from lifecycle.evaluation import holdout_metrics
 from lifecycle.features import build_featurizer, features_and_target
 from lifecycle.process import process_frame, split_frame
+from lifecycle import registry
 from lifecycle.registry import RegistrationError, register_model
 from tests.conftest import quick
 
 NAME = "ames-test"
+LOCK = f"{NAME}.promotion-lock"
 
 
 @pytest.fixture(scope="module")
@@ -94,6 +99,104 @@ def test_failure_after_version_exists_rolls_back(mlflow_store, ames_parts, monke
     client = MlflowClient()
     assert [str(v.version) for v in client.search_model_versions(f"name='{NAME}'")] == ["1"]
     assert aliases(client) == {"champion": "1", "challenger": "1"}
+    assert last_run_status(client) == "FAILED"
+
+
+def last_run_status(client):
+    experiment = client.get_experiment_by_name(NAME)
+    return client.search_runs([experiment.experiment_id], order_by=["attribute.start_time DESC"], max_results=1)[0].info.status
+
+
+def versions(client):
+    return sorted(str(v.version) for v in client.search_model_versions(f"name='{NAME}'"))
+
+
+def champion_writes(monkeypatch):
+    """Records every version `champion` is set to, while still setting it."""
+    original, written = MlflowClient.set_registered_model_alias, []
+
+    def recording(self, name, alias, version):
+        if alias == "champion":
+            written.append(str(version))
+        return original(self, name, alias, version)
+
+    monkeypatch.setattr(MlflowClient, "set_registered_model_alias", recording)
+    return written
+
+
+@pytest.mark.parametrize("step", ["set_tags", "end_run"])
+def test_failure_after_the_version_tag_leaves_champion_and_challenger_as_they_were(mlflow_store, ames_parts, monkeypatch, step):
+    register(ames_parts, ames_parts[4])
+    register(ames_parts, ames_parts[4])
+    client = MlflowClient()
+    assert aliases(client) == {"champion": "1", "challenger": "2"}
+    written = champion_writes(monkeypatch)
+
+    def unavailable(*args, **kwargs):
+        raise RuntimeError("503")
+
+    monkeypatch.setattr(mlflow, step, unavailable)
+    with pytest.raises(RegistrationError, match="registering ames-test v3 failed and was rolled back: 503"):
+        register(ames_parts, ames_parts[3])
+    monkeypatch.undo()
+    assert written == []
+    assert versions(client) == ["1", "2"]
+    assert aliases(client) == {"champion": "1", "challenger": "2"}
+    assert last_run_status(client) == "FAILED"
+    assert not client.search_registered_models(f"name='{LOCK}'")
+
+
+def test_rollback_restores_aliases_even_when_the_version_cannot_be_deleted(mlflow_store, ames_parts, monkeypatch):
+    register(ames_parts, ames_parts[4])
+    register(ames_parts, ames_parts[4])
+
+    def unavailable(*args, **kwargs):
+        raise RuntimeError("503")
+
+    monkeypatch.setattr(mlflow, "set_tags", unavailable)
+    monkeypatch.setattr(MlflowClient, "delete_model_version", unavailable)
+    with pytest.raises(RegistrationError, match="v3 failed and was rolled back: 503"):
+        register(ames_parts, ames_parts[3])
+    monkeypatch.undo()
+    client = MlflowClient()
+    assert aliases(client) == {"champion": "1", "challenger": "2"}
+    assert versions(client) == ["1", "2", "3"]
+
+
+def test_a_waiter_outlasts_a_stale_lock():
+    # Otherwise a lock left by a dead registration fails every registration until it goes stale.
+    assert registry.LOCK_WAIT_SECONDS > registry.LOCK_STALE_SECONDS + 5.0
+
+
+def test_stale_lock_is_broken_and_the_registration_goes_through(mlflow_store, ames_parts, monkeypatch, caplog):
+    client = MlflowClient()
+    client.create_registered_model(LOCK, description="held by a registration that died")
+    monkeypatch.setattr(registry, "LOCK_STALE_SECONDS", 0.0)
+    monkeypatch.setattr(registry, "LOCK_WAIT_SECONDS", 30.0)
+    registration = register(ames_parts, ames_parts[3])
+    assert registration.version == "1" and registration.aliases == ["challenger", "champion"]
+    assert "breaking promotion lock ames-test.promotion-lock: held by a registration that died" in caplog.text
+    assert not client.search_registered_models(f"name='{LOCK}'")
+
+
+def test_live_lock_makes_the_waiter_fail_and_roll_back(mlflow_store, ames_parts, monkeypatch):
+    register(ames_parts, ames_parts[4])
+    client = MlflowClient()
+    client.create_registered_model(LOCK, description="held by a registration still running")
+    monkeypatch.setattr(registry, "LOCK_WAIT_SECONDS", 1.0)
+    written = champion_writes(monkeypatch)
+    started = time.monotonic()
+    with pytest.raises(
+        RegistrationError,
+        match="registering ames-test v2 failed and was rolled back: another registration of ames-test "
+        "held the promotion lock 'ames-test.promotion-lock' for over 1 s",
+    ):
+        register(ames_parts, ames_parts[3])
+    assert time.monotonic() - started >= 1.0
+    assert written == []
+    assert versions(client) == ["1"]
+    assert aliases(client) == {"champion": "1", "challenger": "1"}
+    assert client.get_registered_model(LOCK).description == "held by a registration still running"
 
 
 def test_unreviewed_types_are_refused_before_anything_is_stored(mlflow_store, ames_parts):
