@@ -4,12 +4,13 @@ body POSTed to it and answers `code` after `delay` seconds."""
 from __future__ import annotations
 
 import json
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
+
+from tests.loopback import LoopbackServer
 
 
-class Webhook:
+class Webhook(LoopbackServer):
     def __init__(self, code: int = 200, delay: float = 0.0, path: str = "/services/T000/B000/loopback-token"):
         self.posts: list[dict] = []
         self.headers: list[dict] = []
@@ -29,10 +30,6 @@ class Webhook:
                 self.end_headers()
                 self.wfile.write(b"ok")
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}{path}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
+        super().__init__(Handler)
+        self.url += path
+        self.thread.start()

@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import json
 import re
-import threading
 import urllib.error
 import urllib.parse
 import urllib.request
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pandas as pd
 import pytest
@@ -29,6 +28,7 @@ from lifecycle.deployment import (
     v2_request,
 )
 from pipelines.stack import S3Server, free_port
+from tests.loopback import LoopbackServer
 from tests.serving.conftest import fit_ames, register, start_server, stop_server
 
 MODEL = "ames-house-prices"
@@ -129,7 +129,7 @@ def test_smoke_request_to_nothing_says_so(example):
 # ---- a stand-in for the Kubernetes API server --------------------------------------------------------
 
 
-class FakeKubeAPI:
+class FakeKubeAPI(LoopbackServer):
     """Just the custom-objects endpoints for InferenceServices, on a loopback port.
 
     No cluster runs here, so this stands in for the API server: GET/POST/PATCH on
@@ -166,17 +166,7 @@ class FakeKubeAPI:
             def do_DELETE(self):
                 api.handle(self, "DELETE")
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.server.shutdown()
-        self.server.server_close()
+        super().__init__(Handler)
 
     def put(self, obj: dict) -> None:
         self.objects[(obj["metadata"]["namespace"], obj["metadata"]["name"])] = obj
@@ -293,7 +283,7 @@ def ready_after(reads_needed: int):
     return controller
 
 
-class Rollout:
+class Rollout(LoopbackServer):
     """The predictor's Service during a rolling update, on a loopback port.
 
     Each V2 request goes to the real predictor, and its answer, a prediction or a refusal, is stamped
@@ -338,17 +328,7 @@ class Rollout:
                 self.end_headers()
                 self.wfile.write(text)
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.server.shutdown()
-        self.server.server_close()
+        super().__init__(Handler)
 
 
 def deploy(api: FakeKubeAPI, smoke: Rollout, **kwargs):
