@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -12,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from lifecycle.ingest import IngestError, file_format
-from lifecycle.storage import StorageError, check_writable, fetch_to_file, upload_file
+from lifecycle.storage import StorageError, check_writable, fetch_to_file, upload_file, written_whole
 
 NUMERIC_TYPES = {"double", "float", "long", "integer"}
 
@@ -138,8 +137,7 @@ def score_file(model_uri: str, input_uri: str, output_path: Path, chunk_rows: in
     model = mlflow.sklearn.load_model(model_uri)
     rows = chunks = 0
     writer = None
-    partial = output_path.with_name(output_path.name + ".partial")
-    with tempfile.TemporaryDirectory() as scratch:
+    with tempfile.TemporaryDirectory() as scratch, written_whole(output_path) as partial:
         local = fetch_to_file(input_uri, Path(scratch) / Path(input_uri).name)
         try:
             for chunk in read_chunks(local, fmt, chunk_rows, text_columns):
@@ -160,16 +158,11 @@ def score_file(model_uri: str, input_uri: str, output_path: Path, chunk_rows: in
                 chunks += 1
         except pd.errors.EmptyDataError:
             raise SchemaMismatchError(f"{input_uri} is empty: no header, no rows") from None
-        except BaseException:
+        finally:
             if writer is not None:
                 writer.close()
-            partial.unlink(missing_ok=True)
-            raise
-        if writer is not None:
-            writer.close()
-    if rows == 0:
-        raise SchemaMismatchError(f"{input_uri} has no rows to score")
-    os.replace(partial, output_path)
+        if rows == 0:
+            raise SchemaMismatchError(f"{input_uri} has no rows to score")
     if output_uri:
         upload_file(output_path, output_uri)
     return ScoringResult(rows=rows, chunks=chunks, output_uri=output_uri or str(output_path))

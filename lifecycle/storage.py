@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
@@ -116,15 +118,25 @@ def upload_file(source: Path, uri: str) -> str:
     target = Path(uri.removeprefix("file://"))
     check_writable(uri)
     target.parent.mkdir(parents=True, exist_ok=True)
-    # Copied beside the target, then renamed over it: a failed copy leaves the previous file whole.
-    partial = target.with_name(target.name + ".partial")
     try:
-        shutil.copyfile(source, partial)
-        os.replace(partial, target)
+        with written_whole(target) as partial:
+            shutil.copyfile(source, partial)
     except OSError as exc:
-        partial.unlink(missing_ok=True)
         raise StorageError(f"cannot write {target}: {exc.strerror or exc}") from None
     return str(target)
+
+
+@contextmanager
+def written_whole(target: Path) -> Iterator[Path]:
+    """A path beside `target` to write to, renamed over `target` when the block succeeds and
+    removed when it fails: nobody reads a half-written file, and a previous one stays whole."""
+    partial = target.with_name(target.name + ".partial")
+    try:
+        yield partial
+        os.replace(partial, target)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
 
 
 def check_writable(uri: str) -> None:

@@ -13,6 +13,7 @@ import tempfile
 from dataclasses import dataclass
 
 from serving.errors import ModelLoadError
+from serving.inference_service import MODEL_VERSION_ENV
 
 DEFAULT_MODEL_DIR = "/mnt/models"  # where KServe's storage initializer puts the model
 
@@ -37,7 +38,7 @@ def parse_args(argv: list[str] | None = None) -> ServerOptions:
     p = argparse.ArgumentParser(prog="python -m serving", description="Serve a registered MLflow sklearn model with KServe (V1 and V2 protocols).")
     p.add_argument("--model-uri", default=env("MODEL_URI", DEFAULT_MODEL_DIR), help="models:/NAME@ALIAS, models:/NAME/VERSION or a model directory (default: $MODEL_URI or /mnt/models)")
     p.add_argument("--model-name", default=env("MODEL_NAME", "model"), help="name in the URL paths /v1/models/NAME and /v2/models/NAME")
-    p.add_argument("--model-version", default=env("MODEL_VERSION"), help="the registered version, echoed in V2 answers' model_version (default: $MODEL_VERSION)")
+    p.add_argument("--model-version", default=env(MODEL_VERSION_ENV), help="the registered version, echoed in V2 answers' model_version (default: $MODEL_VERSION)")
     p.add_argument("--port", type=int, default=int(env("PORT", "8080")), help="HTTP port (listens on all interfaces)")
     p.add_argument("--workers", type=int, default=int(env("WORKERS", "1")), help="server processes (each loads the model)")
     p.add_argument("--max-batch-size", type=int, default=64, help="most rows scored in one model call")
