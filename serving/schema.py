@@ -3,6 +3,9 @@
 The schema is computed once at load time. Per request the work is a few set operations per
 column over plain Python sequences; pandas is touched once per *batch*, in the predict thread.
 Request bodies are decoded by orjson, which refuses NaN and infinities, so every float is finite.
+V1 row objects, the most verbose layout, are first decoded straight into typed rows by msgspec
+(`rows_from_v1_records`); any body that does not fit takes the general path, which names what is
+wrong.
 The frame gets the dtypes batch scoring gives (`lifecycle.scoring.conform_to_signature`):
 float64 for every numeric column and object strings with None for missing text, so the online
 and batch predictions of the same rows are the same numbers.
@@ -10,11 +13,11 @@ and batch predictions of the same rows are the same numbers.
 
 from __future__ import annotations
 
-import operator
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any, Callable, Sequence
+from typing import Annotated, Any, Sequence
 
+import msgspec
 import numpy as np
 
 from serving.errors import RequestError
@@ -37,6 +40,15 @@ _V2_DATATYPES = {
     "string": frozenset({"BYTES"}),
     "boolean": frozenset({"BOOL"}),
 }
+# Each kind's value in msgspec's typed decoding of a row object: what the general checks accept,
+# minus what needs a closer look there (whole floats in integer columns; integers orjson would
+# decode as floats).
+_ROW_TYPES = {
+    "number": float,  # JSON integers too, as floats: the frame holds float64 either way
+    "integer": Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)],  # larger ones: the general path
+    "string": str,
+    "boolean": bool,
+}
 _JSON_NAMES = {int: "integer", float: "number", str: "string", bool: "boolean", NoneType: "null", list: "array", dict: "object"}
 
 
@@ -57,13 +69,27 @@ class InputSchema:
     def names(self) -> frozenset[str]:
         return frozenset(c.name for c in self.columns)
 
+    def __getstate__(self) -> dict:
+        # Server workers get the model pickled; what is derived from the columns (the decoder's
+        # generated types cannot be pickled) is made again on first use.
+        return {"columns": self.columns}
+
     @cached_property
-    def row_values(self) -> Callable[[dict], tuple]:
-        """A record's values in signature order, looked up in C (KeyError for a missing column)."""
-        order = [c.name for c in self.columns]
-        if len(order) == 1:
-            return lambda record: (record[order[0]],)
-        return operator.itemgetter(*order)
+    def records_decoder(self) -> msgspec.json.Decoder:
+        """Decodes `{"instances" or "inputs": [row objects]}` into one typed struct per row, checking
+        every value against its column in C. Unknown keys and missing required columns fail it;
+        optional columns default to null."""
+        fields = []
+        for i, c in enumerate(self.columns):
+            kind = _ROW_TYPES[c.kind]
+            fields.append((f"c{i}", kind) if c.required else (f"c{i}", kind | None, None))
+        row = msgspec.defstruct(
+            "Row", fields, kw_only=True, forbid_unknown_fields=True, gc=False,
+            rename={f"c{i}": c.name for i, c in enumerate(self.columns)},  # column names need not be identifiers
+        )
+        batch = list[row] | msgspec.UnsetType
+        body = msgspec.defstruct("V1Records", [("instances", batch, msgspec.UNSET), ("inputs", batch, msgspec.UNSET)], gc=False)
+        return msgspec.json.Decoder(body)
 
     @classmethod
     def from_signature(cls, signature) -> "InputSchema":
@@ -136,24 +162,31 @@ def _check_names(present, schema: InputSchema, where: str) -> None:
         raise RequestError(where, f"missing column(s): {', '.join(missing[:10])}" + (" ..." if len(missing) > 10 else ""))
 
 
+def rows_from_v1_records(data: bytes, schema: InputSchema, max_rows: int) -> Rows | None:
+    """The rows of a V1 body of row objects whose every value fits the signature, decoded and
+    checked in one pass and transposed in C: a third of the cost of decoding to dicts and checking
+    them. None for any other body (columns, a mistake, JSON that is not one), for the general path."""
+    try:
+        body = schema.records_decoder.decode(data)
+    except (msgspec.ValidationError, msgspec.DecodeError):
+        return None
+    if (body.instances is msgspec.UNSET) == (body.inputs is msgspec.UNSET):
+        return None  # neither or both: rows_from_v1 says which
+    where, records = ("instances", body.instances) if body.inputs is msgspec.UNSET else ("inputs", body.inputs)
+    _check_count(len(records), where, max_rows)
+    columns = dict(zip((c.name for c in schema.columns), zip(*map(msgspec.structs.astuple, records))))
+    return Rows(columns, len(records), where)
+
+
 def rows_from_records(records: list, schema: InputSchema, where: str, max_rows: int) -> Rows:
     """`[{column: value, ...}, ...]`: one object per row."""
     _check_count(len(records), where, max_rows)
-    transposed = None
-    if set(map(type, records)) == {dict} and set(map(len, records)) == {len(schema.columns)}:
-        # As many keys as columns and every column found: exactly the signature's columns. The
-        # lookups and the transposition run in C (itemgetter, zip), not one value at a time.
-        try:
-            transposed = zip(*map(schema.row_values, records))
-        except KeyError:
-            pass
-    if transposed is None:
-        for i, record in enumerate(records):
-            if type(record) is not dict:
-                raise RequestError(f"{where}[{i}]", f"expected an object of column values, got {_json_type(record)}")
-            if record.keys() != schema.names:
-                _check_names(record.keys(), schema, f"{where}[{i}]")
-        transposed = ([r.get(c.name) for r in records] for c in schema.columns)
+    for i, record in enumerate(records):
+        if type(record) is not dict:
+            raise RequestError(f"{where}[{i}]", f"expected an object of column values, got {_json_type(record)}")
+        if record.keys() != schema.names:
+            _check_names(record.keys(), schema, f"{where}[{i}]")
+    transposed = ([r.get(c.name) for r in records] for c in schema.columns)
     columns = {}
     for column, values in zip(schema.columns, transposed):
         _check_values(column, values, lambda i, name=column.name: f"{where}[{i}].{name}")

@@ -1,11 +1,16 @@
-"""Checking request rows against a model signature: the fast path for complete records gives what
-the general path gives, and every mistake is named by field."""
+"""Checking request rows against a model signature: the typed decoding of row objects accepts only
+what the general path accepts and gives the same frame, and every mistake is named by field."""
+
+import json
 
 import numpy as np
+import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from serving.errors import RequestError
-from serving.schema import Column, InputSchema, frame_from_columns, rows_from_v1, rows_from_v2
+from serving.schema import Column, InputSchema, frame_from_columns, rows_from_v1, rows_from_v1_records, rows_from_v2
 
 NUMBER = frozenset({int, float, type(None)})
 TEXT = frozenset({str, type(None)})
@@ -62,6 +67,92 @@ def test_record_mistakes_are_named(records, field, problem):
     refused(lambda: rows_from_v1({"instances": records}, SCHEMA, 10), field, problem)
 
 
+def general_path(data: bytes, schema: InputSchema = SCHEMA, max_rows: int = 10):
+    """The rows the general path makes of a body, or the RequestError it refuses it with."""
+    try:
+        return rows_from_v1(orjson.loads(data), schema, max_rows)
+    except (RequestError, orjson.JSONDecodeError) as exc:
+        return exc
+
+
+def test_row_objects_that_fit_are_decoded_typed():
+    data = json.dumps({"instances": [{"street": "Pave", "area": 1, "rooms": 3}, {"area": 2.5, "street": "Grvl"}]}).encode()
+    rows = rows_from_v1_records(data, SCHEMA, 10)
+    assert rows is not None and rows.count == 2 and rows.field == "instances"
+    assert {k: list(v) for k, v in rows.columns.items()} == {"area": [1.0, 2.5], "rooms": [3, None], "street": ["Pave", "Grvl"]}
+    assert frame_from_columns(rows.columns, SCHEMA).equals(frame_from_columns(general_path(data).columns, SCHEMA))
+
+
+def test_column_names_need_not_be_identifiers():
+    odd = InputSchema((Column("1st Flr SF", "double", "number", True, NUMBER), Column("class", "string", "string", True, TEXT)))
+    rows = rows_from_v1_records(b'{"inputs": [{"class": "A", "1st Flr SF": 856}]}', odd, 10)
+    assert rows.columns == {"1st Flr SF": (856.0,), "class": ("A",)} and rows.field == "inputs"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"instances": {"area": [1.0], "street": ["Pave"]}},  # columns: the general path's layout
+        {"instances": [{"area": 1.0, "street": "Pave"}], "inputs": [{"area": 1.0, "street": "Pave"}]},
+        {"rows": [{"area": 1.0, "street": "Pave"}]},
+        {"instances": [{"area": 1.0, "rooms": 2.0, "street": "Pave"}]},  # a whole float in an integer column
+        {"instances": [{"area": 1.0, "rooms": 2**70, "street": "Pave"}]},  # orjson reads it as a float
+    ],
+    ids=["columns", "both-keys", "no-rows", "whole-float-integer", "beyond-64-bits"],
+)
+def test_other_bodies_take_the_general_path(body):
+    assert rows_from_v1_records(json.dumps(body).encode(), SCHEMA, 10) is None
+
+
+def test_the_row_limit_and_an_empty_batch_hold_on_the_typed_path():
+    refused(lambda: rows_from_v1_records(json.dumps({"instances": [{"area": 1, "street": "x"}] * 3}).encode(), SCHEMA, 2),
+            "instances", "more than the limit of 2")
+    refused(lambda: rows_from_v1_records(b'{"inputs": []}', SCHEMA, 2), "inputs", "the batch is empty")
+
+
+_ANY = st.one_of(
+    st.none(), st.booleans(), st.text(max_size=3), st.integers(), st.integers(min_value=-(2**70), max_value=2**70),
+    st.floats(allow_nan=False, allow_infinity=False), st.just(2.0), st.lists(st.integers(), max_size=2),
+)
+_NUMBER = st.integers(-(2**53), 2**53) | st.floats(allow_nan=False, allow_infinity=False)
+
+
+def mostly(fitting, other):
+    """Values from `fitting` three times in four, from `other` otherwise."""
+    return st.integers(0, 3).flatmap(lambda i: other if i == 0 else fitting)
+
+
+# Rows that mostly fit, with a value of any JSON type here and there; now and then a row of any shape.
+_ROW = st.fixed_dictionaries(
+    {"area": mostly(_NUMBER, _ANY), "street": mostly(st.text(max_size=3), _ANY)},
+    optional={"rooms": mostly(st.none() | st.integers(-(2**63), 2**63 - 1), _ANY)},
+)
+_ANY_ROW = st.dictionaries(st.sampled_from(["area", "rooms", "street", "road"]), _ANY, max_size=4) | _ANY
+_RECORDS = st.lists(mostly(_ROW, _ANY_ROW), min_size=1, max_size=3)
+
+
+@settings(max_examples=400, deadline=None)
+@given(records=_RECORDS, key=st.sampled_from(["instances", "inputs"]))
+def test_the_typed_path_accepts_only_what_the_general_path_accepts(records, key):
+    data = json.dumps({key: records}).encode()
+    general = general_path(data)
+    fast = rows_from_v1_records(data, SCHEMA, 10)
+    if fast is None:
+        return
+    assert not isinstance(general, Exception), f"the typed path accepted what the general path refuses: {general}"
+    assert (fast.count, fast.field) == (general.count, general.field)
+    assert frame_from_columns(fast.columns, SCHEMA).equals(frame_from_columns(general.columns, SCHEMA))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.fixed_dictionaries(
+    {"area": st.integers(-(2**53), 2**53) | st.floats(allow_nan=False, allow_infinity=False), "street": st.text(max_size=5)},
+    optional={"rooms": st.none() | st.integers(-(2**63), 2**63 - 1)},
+), min_size=1, max_size=5))
+def test_rows_that_fit_always_take_the_typed_path(records):
+    assert rows_from_v1_records(json.dumps({"instances": records}).encode(), SCHEMA, 10) is not None
+
+
 def test_more_rows_than_the_limit():
     refused(lambda: rows_from_v1({"instances": [{"area": 1.0, "street": "x"}] * 3}, SCHEMA, 2), "instances", "more than the limit of 2")
 
@@ -109,3 +200,11 @@ def test_boolean_columns_are_bool_unless_a_value_is_missing():
     flags = InputSchema((Column("flag", "boolean", "boolean", False, frozenset({bool, type(None)})),))
     assert frame_from_columns({"flag": [True, False]}, flags)["flag"].dtype == bool
     assert frame_from_columns({"flag": [True, None]}, flags)["flag"].dtype == object
+
+
+def test_a_schema_in_use_can_be_pickled_for_server_workers():
+    import pickle
+
+    rows_from_v1_records(b'{"instances": [{"area": 1, "street": "x"}]}', SCHEMA, 10)  # builds the decoder
+    copy = pickle.loads(pickle.dumps(SCHEMA))
+    assert copy == SCHEMA and rows_from_v1_records(b'{"instances": [{"area": 1, "street": "x"}]}', copy, 10).columns["area"] == (1.0,)
