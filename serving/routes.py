@@ -6,8 +6,9 @@ pydantic and builds InferRequest/InferResponse objects, and its timing middlewar
 for the process's CPU time twice per request for log lines that are off by default. These routes
 decode the body once (V1 row objects straight into typed rows, anything else with orjson), check
 it against the signature (serving.schema) and answer with orjson, through the same
-`Model.__call__` (so KServe's Prometheus histograms still count every request). The URLs, request bodies and responses are KServe's V1 and Open Inference Protocol ones;
-health, readiness, metadata and /metrics stay KServe's.
+`Model.__call__` (so KServe's Prometheus histograms still count every request). The URLs,
+request bodies and responses are KServe's V1 and Open Inference Protocol ones; health, readiness,
+metadata and /metrics stay KServe's.
 """
 
 from __future__ import annotations
