@@ -3,7 +3,8 @@
 The InferenceService points at the version's own artifacts in S3 (the MLflow download URI), so
 KServe serves exactly what was registered. It is created, or patched when it exists, and then
 waited for by reading it with GET only: the pipeline's ServiceAccount may get, create and patch
-InferenceServices and nothing else (no list, no watch).
+InferenceServices, and list pods to say why a new one cannot start; nothing else (no watch, no
+delete).
 
 Ready alone does not mean the new version is served: in Standard (raw) mode a patch rolls the
 Deployment over without ever leaving Ready, because the old pod stays available until the new one
@@ -34,6 +35,13 @@ TERMINAL_TRANSITIONS = frozenset({"BlockedByFailedLoad", "InvalidSpec"})
 # stopped trying, and the old pod, if any, keeps serving the old version.
 TERMINAL_REASONS = frozenset({"ProgressDeadlineExceeded"})
 READY_CONDITIONS = ("Ready", "PredictorReady")
+# KServe reports nothing about a new pod while an old one keeps the service Ready (its model status
+# is read only when the service is not Ready), so the new version's pods are read too. A container
+# waiting for one of these reasons needs a change (image, spec, model) to start. A crash loop gets a
+# few restarts first, for a dependency that is still coming up.
+STUCK_REASONS = frozenset({"ImagePullBackOff", "ErrImagePull", "InvalidImageName", "CreateContainerConfigError", "CreateContainerError"})
+CRASH_LOOP_RESTARTS = 3
+POD_LABEL = "serving.kserve.io/inferenceservice"  # on every pod KServe makes for the service
 
 
 class DeploymentError(RuntimeError):
@@ -179,6 +187,37 @@ def has_failed(status: dict) -> bool:
     )
 
 
+def stuck_pod(core_api, name: str, namespace: str, version: str) -> str | None:
+    """Why a pod of `name` that serves `version` (its MODEL_VERSION) cannot start, in the kubelet's
+    words (the container's last exit and its message), or None if none is stuck."""
+    from serving.inference_service import MODEL_VERSION_ENV
+
+    for pod in core_api.list_namespaced_pod(namespace, label_selector=f"{POD_LABEL}={name}").items:
+        env = [e for c in pod.spec.containers for e in c.env or []]
+        if not any(e.name == MODEL_VERSION_ENV and e.value == version for e in env):
+            continue
+        status = pod.status
+        if status is None:
+            continue
+        for container in (status.init_container_statuses or []) + (status.container_statuses or []):
+            waiting = container.state.waiting if container.state else None
+            if waiting is None:
+                continue
+            crash_loop = waiting.reason == "CrashLoopBackOff" and container.restart_count >= CRASH_LOOP_RESTARTS
+            if not crash_loop and waiting.reason not in STUCK_REASONS:
+                continue
+            words = f"pod {pod.metadata.name}: container {container.name} is in {waiting.reason}"
+            last = container.last_state.terminated if container.last_state else None
+            if crash_loop and last is not None:
+                said = (last.message or "").strip()
+                words += f" after {container.restart_count} restarts; last exit code {last.exit_code}" + (f" ({last.reason})" if last.reason else "")
+                words += f": {said[-500:]}" if said else ""
+            elif waiting.message:
+                words += f": {waiting.message}"
+            return words
+    return None
+
+
 def _who_answered(answer: dict | None) -> str:
     if answer is None:
         return "nothing answered the smoke request"
@@ -190,7 +229,8 @@ def _who_answered(answer: dict | None) -> str:
 def wait_until_serving(
     client, name: str, namespace: str, version: str, base_url: str, example, timeout_seconds: float, poll_seconds: float = 5.0
 ) -> dict:
-    """Reads the InferenceService (GET only) until it is Ready and `version` answers the smoke request.
+    """Reads the InferenceService (GET only) and the pods of `version` until it is Ready and `version`
+    answers the smoke request.
 
     Args:
         client: A `kserve.KServeClient`.
@@ -206,12 +246,14 @@ def wait_until_serving(
         The smoke request's result from `smoke_request`.
 
     Raises:
-        DeploymentError: The controller reports a failure it will not recover from, or `version` did
-            not answer in time; the message has the controller's status and who answered instead.
+        DeploymentError: The controller reports a failure it will not recover from, a pod of
+            `version` cannot start, or `version` did not answer in time; the message has the
+            controller's status and who answered instead.
         SmokeTestError: The predictor answered with an error or without one prediction per row.
     """
     deadline = time.monotonic() + timeout_seconds
     answer = None
+    read_pods = True
     while True:
         try:
             obj = client.get(name, namespace=namespace)
@@ -234,6 +276,21 @@ def wait_until_serving(
             if answer["model_version"] is not None and str(answer["model_version"]) == version:
                 return answer
             log.info("%s; waiting for version %s to roll out", _who_answered(answer), version)
+        if read_pods:
+            from kubernetes.client.rest import ApiException
+            from urllib3.exceptions import HTTPError
+
+            stuck = None
+            try:
+                stuck = stuck_pod(client.core_api, name, namespace, version)
+            except (ApiException, HTTPError) as exc:  # the pods only explain a failure; the wait goes on without them
+                read_pods = getattr(exc, "status", None) != 403
+                log.warning("cannot read the pods of %s/%s (%s)%s", namespace, name, _api_message(exc),
+                            "" if read_pods else "; a pod that cannot start is reported at the timeout")
+            if stuck:
+                raise DeploymentError(
+                    f"InferenceService {namespace}/{name}: version {version} cannot start: {stuck}; {_who_answered(answer)}; {describe_status(status)}"
+                )
         if time.monotonic() + poll_seconds > deadline:
             raise DeploymentError(
                 f"InferenceService {namespace}/{name} not serving version {version} after {timeout_seconds:g} s: "

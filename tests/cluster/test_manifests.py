@@ -416,16 +416,18 @@ def test_seaweedfs_admits_mlflow_and_models_namespaces(objects):
 
 # --- RBAC ----------------------------------------------------------------------------------------
 
-def test_pipeline_runner_may_only_get_create_patch_inferenceservices_in_models(objects):
+def test_pipeline_runner_may_only_get_create_patch_inferenceservices_and_list_pods_in_models(objects):
     assert not [o for o in objects if o["kind"] in ("ClusterRole", "ClusterRoleBinding")]
     roles = [o for o in objects if o["kind"] == "Role"]
     bindings = [o for o in objects if o["kind"] == "RoleBinding"]
     assert [(r["metadata"]["namespace"], r["metadata"]["name"]) for r in roles] == [("models", "inferenceservice-deployer")]
-    (rule,) = roles[0]["rules"]
-    assert set(rule) == {"apiGroups", "resources", "verbs"}, "no resourceNames/nonResourceURLs"
-    assert rule["apiGroups"] == ["serving.kserve.io"]
-    assert rule["resources"] == ["inferenceservices"]
-    assert sorted(rule["verbs"]) == ["create", "get", "patch"]
+    services, pods = roles[0]["rules"]
+    for rule in (services, pods):
+        assert set(rule) == {"apiGroups", "resources", "verbs"}, "no resourceNames/nonResourceURLs"
+    assert services["apiGroups"] == ["serving.kserve.io"]
+    assert services["resources"] == ["inferenceservices"]
+    assert sorted(services["verbs"]) == ["create", "get", "patch"]
+    assert (pods["apiGroups"], pods["resources"], pods["verbs"]) == ([""], ["pods"], ["list"])
     (binding,) = bindings
     assert binding["metadata"]["namespace"] == "models"
     assert binding["metadata"]["name"] == "pipeline-runner-deploys-models"
@@ -452,6 +454,7 @@ def test_serving_runtime_starts_the_project_predictor(objects):
     assert [p["containerPort"] for p in container["ports"]] == [options.port]
     assert container["readinessProbe"]["httpGet"] == {"path": "/v2/health/ready", "port": options.port}
     assert {"cpu", "memory"} <= set(container["resources"]["requests"]) and {"cpu", "memory"} <= set(container["resources"]["limits"])
+    assert container["terminationMessagePolicy"] == "FallbackToLogsOnError", "a crash's last log line reaches the deploy step"
     assert container["securityContext"]["runAsNonRoot"] is True
 
 

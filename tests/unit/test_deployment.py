@@ -33,6 +33,7 @@ from tests.serving.conftest import fit_ames, register, start_server, stop_server
 
 MODEL = "ames-house-prices"
 BUCKET = "mlpipeline"
+PODS_PATH = re.compile(r"^/api/v1/namespaces/(?P<ns>[^/]+)/pods$")
 ISVC_PATH = re.compile(r"^/apis/serving\.kserve\.io/v1beta1/namespaces/(?P<ns>[^/]+)/inferenceservices(?:/(?P<name>[^/]+))?$")
 
 
@@ -136,11 +137,13 @@ class FakeKubeAPI(LoopbackServer):
     /apis/serving.kserve.io/v1beta1/namespaces/{ns}/inferenceservices[/{name}] with the API
     server's 404/409 semantics and JSON merge patch (what KServeClient.patch sends), a generation
     that moves when the spec changes, and a `controller(obj, reads)` the test supplies to write the
-    status a KServe controller would. Anything else (LIST, WATCH) is recorded and refused.
+    status a KServe controller would. Pods are listed by label selector from `pods`. Anything else
+    (listing InferenceServices, WATCH) is recorded and refused.
     """
 
-    def __init__(self, controller=None, denied: frozenset[str] = frozenset()):
-        self.denied = denied  # verbs the ServiceAccount's Role does not grant
+    def __init__(self, controller=None, denied: frozenset[str] = frozenset(), pods: list[dict] | None = None):
+        self.denied = denied  # verbs the ServiceAccount's Role does not grant ("list" for pods)
+        self.pods = pods or []
         self.objects: dict[tuple[str, str], dict] = {}
         self.requests: list[tuple[str, str, str]] = []
         self.reads = 0
@@ -190,6 +193,9 @@ class FakeKubeAPI(LoopbackServer):
         body = None
         if method in ("POST", "PATCH", "PUT"):
             body = json.loads(handler.rfile.read(int(handler.headers.get("Content-Length", 0))) or b"null")
+        pods = PODS_PATH.match(url.path)
+        if pods and method == "GET" and "watch" not in url.query:
+            return self.list_pods(handler, pods["ns"], urllib.parse.parse_qs(url.query).get("labelSelector", [""])[0])
         match = ISVC_PATH.match(url.path)
         if not match or "watch" in url.query or (method == "GET" and not match["name"]) or method not in ("GET", "POST", "PATCH"):
             return self.reply(handler, 403, self.status(403, "Forbidden", f"{method} {handler.path} is not allowed to this ServiceAccount"))
@@ -229,8 +235,23 @@ class FakeKubeAPI(LoopbackServer):
         self.put(patched)
         return self.reply(handler, 200, patched)
 
+    def list_pods(self, handler, namespace: str, selector: str) -> None:
+        if "list" in self.denied:
+            return self.reply(handler, 403, self.status(403, "Forbidden", (
+                f'pods is forbidden: User "system:serviceaccount:kubeflow:pipeline-runner" cannot list resource "pods" '
+                f'in API group "" in the namespace "{namespace}"'
+            )))
+        wanted = dict(term.split("=", 1) for term in selector.split(",") if term)
+        items = [p for p in self.pods if p["metadata"]["namespace"] == namespace
+                 and all(p["metadata"].get("labels", {}).get(k) == v for k, v in wanted.items())]
+        return self.reply(handler, 200, {"kind": "PodList", "apiVersion": "v1", "metadata": {}, "items": items})
+
     def verbs(self) -> list[str]:
-        return [method for method, _, _ in self.requests]
+        """The requests on InferenceServices, in order."""
+        return [method for method, path, _ in self.requests if ISVC_PATH.match(path)]
+
+    def pod_lists(self) -> int:
+        return sum(1 for _, path, _ in self.requests if PODS_PATH.match(path))
 
 
 def merge_patch(target, patch):
@@ -337,11 +358,14 @@ def deploy(api: FakeKubeAPI, smoke: Rollout, **kwargs):
 
 
 def assert_only_allowed_verbs(api: FakeKubeAPI) -> None:
-    """The Role allows get, create and patch on named InferenceServices: no list, no watch."""
+    """The Role allows get, create and patch on named InferenceServices, and listing the service's
+    pods: no other list, no watch."""
     for method, path, query in api.requests:
         assert method in ("GET", "POST", "PATCH"), (method, path)
         assert "watch" not in query, (method, path, query)
-        if method in ("GET", "PATCH"):
+        if PODS_PATH.match(path):
+            assert method == "GET" and urllib.parse.parse_qs(query)["labelSelector"] == [f"serving.kserve.io/inferenceservice={MODEL}"]
+        elif method in ("GET", "PATCH"):
             assert ISVC_PATH.match(path)["name"], f"{method} {path} lists the collection"
 
 
@@ -575,3 +599,87 @@ def test_local_artifacts_cannot_be_served(tmp_path, monkeypatch, registry):
         assert api.requests == []
     finally:
         mlflow.set_tracking_uri(registry["tracking_uri"])
+
+
+# ---- a new pod that cannot start -------------------------------------------------------------------
+
+
+def pod(name: str, version: str, container: str = "kserve-container", waiting: dict | None = None,
+        restarts: int = 0, last_exit: dict | None = None) -> dict:
+    """A predictor pod of the service as the API server lists it: `container` (the model server, or
+    KServe's storage-initializer init container) waiting for a reason, or running."""
+    status = {
+        "name": container, "ready": False, "restartCount": restarts, "image": "ghcr.io/kfp-tabular-lifecycle/serving:test", "imageID": "",
+        "state": {"waiting": waiting} if waiting else {"running": {"startedAt": "2026-11-30T00:00:00Z"}},
+        "lastState": {"terminated": last_exit} if last_exit else {},
+    }
+    return {
+        "metadata": {"name": name, "namespace": "models", "labels": {"serving.kserve.io/inferenceservice": MODEL}},
+        "spec": {"containers": [{"name": "kserve-container", "image": "ghcr.io/kfp-tabular-lifecycle/serving:test",
+                                 "env": [{"name": "MODEL_VERSION", "value": version}]}]},
+        "status": {"initContainerStatuses" if container == "storage-initializer" else "containerStatuses": [status]},
+    }
+
+
+SKLEARN_MISMATCH = "error: cannot serve /mnt/models: the model was saved with scikit-learn 1.5.2, this server runs 1.9.1"
+
+
+@pytest.mark.parametrize(
+    ("new_pod", "says"),
+    [
+        (dict(waiting={"reason": "CrashLoopBackOff", "message": "back-off 40s restarting failed container"}, restarts=3,
+              last_exit={"exitCode": 1, "reason": "Error", "message": SKLEARN_MISMATCH + "\n"}),
+         f"container kserve-container is in CrashLoopBackOff after 3 restarts; last exit code 1 (Error): {SKLEARN_MISMATCH}"),
+        (dict(container="storage-initializer", waiting={"reason": "CrashLoopBackOff"}, restarts=4,
+              last_exit={"exitCode": 1, "reason": "Error", "message": "botocore.exceptions.ClientError: InvalidAccessKeyId"}),
+         "container storage-initializer is in CrashLoopBackOff after 4 restarts; last exit code 1 (Error): botocore.exceptions.ClientError: InvalidAccessKeyId"),
+        (dict(waiting={"reason": "ImagePullBackOff", "message": 'Back-off pulling image "ghcr.io/kfp-tabular-lifecycle/serving:test"'}),
+         'container kserve-container is in ImagePullBackOff: Back-off pulling image "ghcr.io/kfp-tabular-lifecycle/serving:test"'),
+    ],
+    ids=["model-server-crash-loop", "storage-initializer-crash-loop", "image-pull"],
+)
+def test_a_new_pod_that_cannot_start_fails_while_the_old_one_still_answers(registry, predictor, new_pod, says):
+    """KServe keeps the service Ready on the old pod and reports nothing about the new one; its pod
+    says why, long before the rollout's progress deadline."""
+    version = registry["version"]
+    pods = [pod("ames-house-prices-predictor-old", "0"), pod("ames-house-prices-predictor-new", version, **new_pod)]
+    with FakeKubeAPI(ready_throughout, pods=pods) as api, Rollout(predictor, ["0"]) as smoke:
+        api.put(served_before("0"))
+        with pytest.raises(DeploymentError) as caught:
+            deploy(api, smoke, timeout_seconds=60)
+    assert str(caught.value) == (
+        f"InferenceService models/{MODEL}: version {version} cannot start: pod ames-house-prices-predictor-new: {says}; "
+        "version 0 answered; no condition reported a problem"
+    )
+    assert api.pod_lists() == 1 and smoke.answered == ["0"]
+    assert_only_allowed_verbs(api)
+
+
+@pytest.mark.parametrize(
+    "pods",
+    [
+        [pod("ames-house-prices-predictor-new", "NEW", waiting={"reason": "CrashLoopBackOff"}, restarts=1,
+             last_exit={"exitCode": 1, "message": "minio not ready"})],  # may still come up
+        [pod("ames-house-prices-predictor-old", "0", waiting={"reason": "CrashLoopBackOff"}, restarts=9, last_exit={"exitCode": 1})],
+    ],
+    ids=["first-restarts", "old-version"],
+)
+def test_pods_that_may_still_start_or_serve_another_version_are_waited_out(registry, predictor, pods):
+    for p in pods:
+        for env in p["spec"]["containers"][0]["env"]:
+            env["value"] = registry["version"] if env["value"] == "NEW" else env["value"]
+    with FakeKubeAPI(ready_throughout, pods=pods) as api, Rollout(predictor, ["0"]) as smoke:
+        api.put(served_before("0"))
+        with pytest.raises(DeploymentError, match=rf"not serving version {registry['version']} after 0.5 s: version 0 answered"):
+            deploy(api, smoke, timeout_seconds=0.5)
+    assert api.pod_lists() >= 2
+
+
+def test_without_leave_to_list_pods_the_wait_goes_on_to_the_timeout(registry, predictor, caplog):
+    pods = [pod("ames-house-prices-predictor-new", registry["version"], waiting={"reason": "ImagePullBackOff"})]
+    with FakeKubeAPI(ready_throughout, denied=frozenset({"list"}), pods=pods) as api, Rollout(predictor, ["0"]) as smoke:
+        api.put(served_before("0"))
+        with pytest.raises(DeploymentError, match=rf"not serving version {registry['version']} after 0.5 s: version 0 answered"):
+            deploy(api, smoke, timeout_seconds=0.5)
+    assert api.pod_lists() == 1, "a refusal is not asked again"
+    assert 'cannot list resource "pods"' in caplog.text and "a pod that cannot start is reported at the timeout" in caplog.text
