@@ -251,6 +251,9 @@ def wait_until_serving(
             controller's status and who answered instead.
         SmokeTestError: The predictor answered with an error or without one prediction per row.
     """
+    from kubernetes.client.rest import ApiException
+    from urllib3.exceptions import HTTPError
+
     deadline = time.monotonic() + timeout_seconds
     answer = None
     read_pods = True
@@ -277,9 +280,6 @@ def wait_until_serving(
                 return answer
             log.info("%s; waiting for version %s to roll out", _who_answered(answer), version)
         if read_pods:
-            from kubernetes.client.rest import ApiException
-            from urllib3.exceptions import HTTPError
-
             stuck = None
             try:
                 stuck = stuck_pod(client.core_api, name, namespace, version)
