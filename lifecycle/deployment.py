@@ -35,8 +35,9 @@ TERMINAL_TRANSITIONS = frozenset({"BlockedByFailedLoad", "InvalidSpec"})
 # stopped trying, and the old pod, if any, keeps serving the old version.
 TERMINAL_REASONS = frozenset({"ProgressDeadlineExceeded"})
 READY_CONDITIONS = ("Ready", "PredictorReady")
-# KServe reports nothing about a new pod while an old one keeps the service Ready (its model status
-# is read only when the service is not Ready), so the new version's pods are read too. A container
+# KServe's model status reads the first pod it lists, and that pod's model server only while the
+# service is not Ready: during a rolling update, where the old pod keeps it Ready, a new pod that
+# cannot start goes unreported. So the new version's pods are read too. A container
 # waiting for one of these reasons needs a change (image, spec, model) to start. A crash loop gets a
 # few restarts first, for a dependency that is still coming up.
 STUCK_REASONS = frozenset({"ImagePullBackOff", "ErrImagePull", "InvalidImageName", "CreateContainerConfigError", "CreateContainerError"})
