@@ -656,19 +656,16 @@ def test_a_new_pod_that_cannot_start_fails_while_the_old_one_still_answers(regis
 
 
 @pytest.mark.parametrize(
-    "pods",
+    "pods_of",  # the pods, given the version being deployed
     [
-        [pod("ames-house-prices-predictor-new", "NEW", waiting={"reason": "CrashLoopBackOff"}, restarts=1,
-             last_exit={"exitCode": 1, "message": "minio not ready"})],  # may still come up
-        [pod("ames-house-prices-predictor-old", "0", waiting={"reason": "CrashLoopBackOff"}, restarts=9, last_exit={"exitCode": 1})],
+        lambda new: [pod("ames-house-prices-predictor-new", new, waiting={"reason": "CrashLoopBackOff"}, restarts=1,
+                         last_exit={"exitCode": 1, "message": "minio not ready"})],  # may still come up
+        lambda new: [pod("ames-house-prices-predictor-old", "0", waiting={"reason": "CrashLoopBackOff"}, restarts=9, last_exit={"exitCode": 1})],
     ],
     ids=["first-restarts", "old-version"],
 )
-def test_pods_that_may_still_start_or_serve_another_version_are_waited_out(registry, predictor, pods):
-    for p in pods:
-        for env in p["spec"]["containers"][0]["env"]:
-            env["value"] = registry["version"] if env["value"] == "NEW" else env["value"]
-    with FakeKubeAPI(ready_throughout, pods=pods) as api, Rollout(predictor, ["0"]) as smoke:
+def test_pods_that_may_still_start_or_serve_another_version_are_waited_out(registry, predictor, pods_of):
+    with FakeKubeAPI(ready_throughout, pods=pods_of(registry["version"])) as api, Rollout(predictor, ["0"]) as smoke:
         api.put(served_before("0"))
         with pytest.raises(DeploymentError, match=rf"not serving version {registry['version']} after 0.5 s: version 0 answered"):
             deploy(api, smoke, timeout_seconds=0.5)
