@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import json
 import time
-from http.server import BaseHTTPRequestHandler
 
-from tests.loopback import LoopbackServer
+from tests.loopback import LoopbackServer, QuietHandler
 
 
 class Webhook(LoopbackServer):
@@ -16,12 +15,9 @@ class Webhook(LoopbackServer):
         self.headers: list[dict] = []
         hook = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
+        class Handler(QuietHandler):
             def do_POST(self):
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                body = self.body()
                 hook.headers.append(dict(self.headers))
                 hook.posts.append(json.loads(body))
                 time.sleep(delay)

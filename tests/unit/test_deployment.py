@@ -14,7 +14,6 @@ import re
 import urllib.error
 import urllib.parse
 import urllib.request
-from http.server import BaseHTTPRequestHandler
 
 import pandas as pd
 import pytest
@@ -28,7 +27,7 @@ from lifecycle.deployment import (
     v2_request,
 )
 from pipelines.stack import S3Server, free_port
-from tests.loopback import LoopbackServer
+from tests.loopback import LoopbackServer, QuietHandler
 from tests.serving.conftest import fit_ames, register, start_server, stop_server
 
 MODEL = "ames-house-prices"
@@ -150,10 +149,7 @@ class FakeKubeAPI(LoopbackServer):
         self.controller = controller or (lambda obj, reads: None)
         api = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
+        class Handler(QuietHandler):
             def do_GET(self):
                 api.handle(self, "GET")
 
@@ -192,7 +188,7 @@ class FakeKubeAPI(LoopbackServer):
         self.requests.append((method, url.path, url.query))
         body = None
         if method in ("POST", "PATCH", "PUT"):
-            body = json.loads(handler.rfile.read(int(handler.headers.get("Content-Length", 0))) or b"null")
+            body = json.loads(handler.body() or b"null")
         pods = PODS_PATH.match(url.path)
         if pods and method == "GET" and "watch" not in url.query:
             return self.list_pods(handler, pods["ns"], urllib.parse.parse_qs(url.query).get("labelSelector", [""])[0])
@@ -320,12 +316,9 @@ class Rollout(LoopbackServer):
         self.answered: list[str | None] = []
         rollout = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
+        class Handler(QuietHandler):
             def do_POST(self):
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                body = self.body()
                 version = rollout.versions[min(len(rollout.answered), len(rollout.versions) - 1)]
                 rollout.answered.append(version)
                 if version in lacks_a_column:

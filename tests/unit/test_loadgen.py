@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 
 import pytest
 
 from benchmarks.loadgen import LevelResult, Target, fetch, measure
 from benchmarks.serving import TARGETS, Row, targets
+from tests.loopback import QuietHandler
 
 
-class Handler(BaseHTTPRequestHandler):
+class Handler(QuietHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, like the servers measured
 
     def do_POST(self):
-        body = self.rfile.read(int(self.headers["Content-Length"]))
+        body = self.body()
         if self.path == "/fail":
             self._answer(500, b'{"error": "boom"}')
         elif self.path == "/close":
@@ -37,9 +38,6 @@ class Handler(BaseHTTPRequestHandler):
             self.send_header("Connection", "close")
         self.end_headers()
         self.wfile.write(body)
-
-    def log_message(self, *args):
-        pass
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ import subprocess
 import sys
 import threading
 from datetime import datetime, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 import kfp_server_api
@@ -18,6 +18,7 @@ import yaml
 
 from pipelines import submit
 from pipelines.stack import free_port
+from tests.loopback import QuietHandler
 
 ROOT = Path(__file__).resolve().parents[2]
 TRAINING_YAML = ROOT / "compiled" / "training.yaml"
@@ -158,7 +159,7 @@ def test_compile_now_uses_the_given_image(tmp_path):
 # ---------------------------------------------------------------- health check
 
 
-class _Health(BaseHTTPRequestHandler):
+class _Health(QuietHandler):
     status = 200
     paths: list
 
@@ -170,9 +171,6 @@ class _Health(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
-
-    def log_message(self, *args):
-        pass
 
 
 @pytest.fixture
