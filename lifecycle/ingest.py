@@ -14,6 +14,11 @@ from lifecycle.storage import StorageError, fetch_to_file
 
 CSV_SUFFIXES = (".csv", ".csv.gz", ".csv.bz2", ".csv.zip", ".csv.xz", ".txt")
 PARQUET_SUFFIXES = (".parquet", ".pq")
+# What pandas reads as missing by default: kept for number columns, where none of them can be a value.
+NUMBER_NA_MARKERS = (
+    "", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN",
+    "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null",
+)
 
 
 class IngestError(ValueError):
@@ -73,13 +78,31 @@ def as_text(values: pd.Series) -> pd.Series:
     return values.astype("string").astype(object).where(values.notna(), None)
 
 
-def _duplicate_headers(path: Path) -> list[str]:
-    header = pd.read_csv(path, header=None, nrows=1, dtype=str).iloc[0].tolist()
-    return sorted({str(name) for name in header if header.count(name) > 1})
+def csv_header(path: Path) -> list[str]:
+    return [str(name) for name in pd.read_csv(path, header=None, nrows=1, dtype=str, keep_default_na=False).iloc[0]]
+
+
+def csv_options(header: list[str], text_columns: Collection[str]) -> dict:
+    """`pd.read_csv` arguments that read a CSV's cells as a JSON client sends them.
+
+    In a text column only an empty cell is missing (JSON's null): "NA", "None" or "null" there are
+    levels ("None" for no veneer), which a client sends as text, and the model must see them as such
+    in batch scoring too. Number columns keep pandas' missing markers.
+    """
+    text = set(text_columns)
+    return {
+        "dtype": {name: str for name in text},
+        "keep_default_na": False,
+        "na_values": {name: [""] if name in text else list(NUMBER_NA_MARKERS) for name in header},
+    }
+
+
+def _duplicates(header: list[str]) -> list[str]:
+    return sorted({name for name in header if header.count(name) > 1})
 
 
 def read_table(path: Path, fmt: str, uri: str, text_columns: Collection[str] = ()) -> pd.DataFrame:
-    """The file as a frame; `text_columns` as text, whatever their values look like.
+    """The file as a frame; `text_columns` as text, whatever their values look like (see csv_options).
 
     Left to guess, pandas reads a column of codes 1, 2 with one blank as the floats 1.0, 2.0, whose
     text is "1.0": a level the model would learn and no client would send.
@@ -92,10 +115,11 @@ def read_table(path: Path, fmt: str, uri: str, text_columns: Collection[str] = (
             for name in set(text_columns) & set(frame.columns):
                 frame[name] = as_text(frame[name])
         else:
-            duplicates = _duplicate_headers(path)
+            header = csv_header(path)
+            duplicates = _duplicates(header)
             if duplicates:  # pandas would rename the second one "name.1" and read on
                 raise IngestError(f"{uri} names more than one column {', '.join(duplicates)}")
-            frame = pd.read_csv(path, dtype={name: str for name in text_columns})
+            frame = pd.read_csv(path, **csv_options(header, text_columns))
     except pd.errors.EmptyDataError:
         raise IngestError(f"{uri} is empty: no header and no rows") from None
     except (UnicodeDecodeError, pd.errors.ParserError, OSError, ValueError) as exc:

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from lifecycle.ingest import IngestError, file_format
+from lifecycle.ingest import IngestError, csv_header, csv_options, file_format
 from lifecycle.storage import StorageError, check_writable, fetch_to_file, upload_file, written_whole
 
 NUMERIC_TYPES = {"double", "float", "long", "integer"}
@@ -79,6 +79,7 @@ def read_chunks(path: Path, fmt: str, rows: int, text_columns: list[str] = ()) -
 
     CSV `text_columns` are read as text: left to guess, pandas types each chunk on its own, and a
     code column `1, 2` in one chunk and `1, <blank>` in the next would be "1" there and "1.0" here.
+    They read as ingest reads them for training (lifecycle.ingest.csv_options).
     """
     if fmt == "parquet":
         import pyarrow.parquet as pq
@@ -86,7 +87,7 @@ def read_chunks(path: Path, fmt: str, rows: int, text_columns: list[str] = ()) -
         for batch in pq.ParquetFile(path).iter_batches(batch_size=rows):
             yield batch.to_pandas()
     else:
-        yield from pd.read_csv(path, chunksize=rows, dtype={name: str for name in text_columns})
+        yield from pd.read_csv(path, chunksize=rows, **csv_options(csv_header(path), text_columns))
 
 
 def predict_frame(model, frame: pd.DataFrame) -> pd.DataFrame:

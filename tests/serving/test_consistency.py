@@ -33,3 +33,14 @@ def test_telco_online_equals_batch_scoring(telco_server, telco_model, telco_rows
     for label in answer["probabilities"][0]:
         online = [p[label] for p in answer["probabilities"]]
         np.testing.assert_array_equal(online, batch[f"probability_{label}"].to_numpy())
+
+
+def test_text_that_pandas_would_read_as_missing_scores_as_the_client_sends_it(ames_server, ames_model, ames_rows, workdir, tmp_path):
+    """A JSON client sends "NA" or "None" as text and null for missing; a CSV's text columns must
+    read the same way (pandas alone reads "NA", "None", "null" as missing)."""
+    rows = ames_rows.head(60).copy()
+    rows["Mas_Vnr_Type"] = (["NA", "None", "null", None] * 15)[: len(rows)]
+    batch = batch_scored(rows, ames_model.name, workdir, tmp_path)
+    v1 = ames_server.predict_v1({"instances": records(rows)})
+    assert v1.status_code == 200
+    np.testing.assert_array_equal(v1.json()["predictions"], batch["prediction"].to_numpy())

@@ -64,3 +64,16 @@ def test_codes_with_a_blank_stay_the_text_they_were(tmp_path, fmt):
     table = ingest_table(str(path), text_columns=["zone"])
     assert table.frame["zone"].tolist()[:2] == ["1", "2"] and table.frame["zone"].isna().iloc[2]
     assert table.frame["area"].dtype == float
+
+
+MISSING_MARKERS_CSV = 'veneer,alley,area\nNone,NA,1.5\nnull,Pave,NA\n,Grvl,\n"NA",nan,N/A\n'
+
+
+def test_text_columns_keep_what_pandas_would_read_as_missing(tmp_path):
+    """In a text column only a blank is missing, as only null is in JSON: "None" and "NA" are levels."""
+    path = tmp_path / "markers.csv"
+    path.write_text(MISSING_MARKERS_CSV)
+    frame = ingest_table(str(path), text_columns=["veneer", "alley"]).frame
+    assert frame["veneer"].tolist()[:2] == ["None", "null"] and frame["veneer"].isna().tolist() == [False, False, True, False]
+    assert frame["veneer"].iloc[3] == "NA" and frame["alley"].tolist() == ["NA", "Pave", "Grvl", "nan"]
+    assert frame["area"].dtype == float and frame["area"].isna().tolist() == [False, True, True, True]

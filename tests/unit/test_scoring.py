@@ -10,6 +10,7 @@ from sklearn.pipeline import Pipeline
 from lifecycle.estimators import build_estimator, expand_search_space
 from lifecycle.evaluation import holdout_metrics
 from lifecycle.features import build_featurizer, features_and_target
+from lifecycle.ingest import ingest_table
 from lifecycle.process import process_frame, split_frame
 from lifecycle.registry import register_model
 from lifecycle.scoring import ColumnSchema, SchemaMismatchError, UnscorableRowsError, conform_to_signature, read_chunks, score_file
@@ -180,3 +181,13 @@ def test_chunk_rows_must_be_positive(registered, tmp_path):
     uri, _ = registered
     with pytest.raises(ValueError, match="chunk_rows must be at least 1, got 0"):
         score_file(uri, str(tmp_path / "rows.csv"), tmp_path / "out.parquet", chunk_rows=0)
+
+
+def test_csv_chunks_read_missing_markers_as_ingest_does(tmp_path):
+    from tests.unit.test_ingest import MISSING_MARKERS_CSV
+
+    path = tmp_path / "markers.csv"
+    path.write_text(MISSING_MARKERS_CSV)
+    text = ["veneer", "alley"]
+    scored = pd.concat(read_chunks(path, "csv", 3, text_columns=text), ignore_index=True)
+    pd.testing.assert_frame_equal(scored, ingest_table(str(path), text_columns=text).frame)
