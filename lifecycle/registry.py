@@ -138,8 +138,8 @@ def promotion_lock(client, model_name: str, wait: float | None = None):
     compare against the same champion, and the worse one could move `champion` last. Creating a
     registered model is atomic (names are unique), so a registered model named
     `<model_name>.promotion-lock` is the lock, deleted on release. A lock older than
-    LOCK_STALE_SECONDS was left by a registration that died, and is broken; `wait` defaults to
-    LOCK_WAIT_SECONDS.
+    LOCK_STALE_SECONDS was left by a registration that died, and is broken (_break_stale_lock);
+    `wait` defaults to LOCK_WAIT_SECONDS.
     """
     from mlflow.exceptions import MlflowException
 
@@ -171,19 +171,58 @@ def promotion_lock(client, model_name: str, wait: float | None = None):
 
 
 def _break_stale_lock(client, lock: str) -> bool:
-    """Deletes `lock` if it is older than LOCK_STALE_SECONDS; True if it did."""
+    """Deletes `lock` if the registry's clock says it is older than LOCK_STALE_SECONDS; True if it did.
+
+    Waiters that find the same stale lock must not each delete "the lock" by name: the slower one
+    would delete the lock the faster one has just taken. So a breaker first claims that lock by
+    creating `<lock>.break-<its creation time>` (atomic: one claim per lock), checks that the lock
+    is still the one it claimed, deletes it, then its claim. The claim's creation time, stamped by
+    the registry, is the "now" the lock's age is measured against: a waiter whose clock runs ahead
+    does not break a live lock. A claim left by a breaker that died is removed once it is stale.
+    """
     from mlflow.exceptions import MlflowException
 
     try:
         held = client.get_registered_model(lock)
-        age = time.time() - held.creation_timestamp / 1000
-        if age <= LOCK_STALE_SECONDS:
+    except MlflowException:  # released meanwhile
+        return False
+    if time.time() - held.creation_timestamp / 1000 <= LOCK_STALE_SECONDS:  # by this clock; confirmed by the registry's below
+        return False
+    claim = f"{lock}.break-{held.creation_timestamp}"
+    try:
+        claimed_at = client.create_registered_model(claim, description=f"breaking {lock}: {held.description}").creation_timestamp
+    except MlflowException as exc:
+        if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+            raise
+        _remove_stale_claim(client, claim)
+        return False
+    try:
+        current = client.get_registered_model(lock)
+        age = (claimed_at - held.creation_timestamp) / 1000
+        if current.creation_timestamp != held.creation_timestamp or age <= LOCK_STALE_SECONDS:
             return False
         log.warning("breaking promotion lock %s: %s, taken %.0f s ago", lock, held.description, age)
         client.delete_registered_model(lock)
         return True
     except MlflowException:  # released meanwhile
         return False
+    finally:
+        try:
+            client.delete_registered_model(claim)
+        except MlflowException as exc:  # it goes stale and is removed by a later waiter
+            log.error("could not remove promotion lock claim %s: %s", claim, exc)
+
+
+def _remove_stale_claim(client, claim: str) -> None:
+    """A claim lives for the few requests of one break; an old one was left by a breaker that died."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        if time.time() - client.get_registered_model(claim).creation_timestamp / 1000 > LOCK_STALE_SECONDS:
+            log.warning("removing promotion lock claim %s left by a waiter that died", claim)
+            client.delete_registered_model(claim)
+    except MlflowException:  # removed meanwhile
+        pass
 
 
 def beats(challenger: float, champion: float, metric: str, margin: float) -> bool:

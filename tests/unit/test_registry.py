@@ -1,6 +1,8 @@
 """Registration and promotion against a real MLflow registry (SQLite)."""
 
+import contextlib
 import time
+import types
 
 import mlflow
 import pytest
@@ -197,6 +199,63 @@ def test_live_lock_makes_the_waiter_fail_and_roll_back(mlflow_store, ames_parts,
     assert versions(client) == ["1"]
     assert aliases(client) == {"champion": "1", "challenger": "1"}
     assert client.get_registered_model(LOCK).description == "held by a registration still running"
+
+
+def lock_models(client) -> list[str]:
+    return sorted(m.name for m in client.search_registered_models(f"name LIKE '{LOCK}%'"))
+
+
+class FindsTheLockThenWaits:
+    """A waiter's registry client whose first read of the lock returns, and then another waiter
+    breaks that stale lock and takes it before this one goes on."""
+
+    def __init__(self, client, meanwhile):
+        self.client, self.meanwhile = client, meanwhile
+
+    def get_registered_model(self, name):
+        found = self.client.get_registered_model(name)
+        if self.meanwhile:
+            self.meanwhile.pop()()
+        return found
+
+    def __getattr__(self, name):
+        return getattr(self.client, name)
+
+
+def test_two_waiters_breaking_one_stale_lock_leave_the_faster_ones_lock(mlflow_store, monkeypatch):
+    client = MlflowClient()
+    client.create_registered_model(LOCK, description="held by a registration that died")
+    time.sleep(0.01)
+    monkeypatch.setattr(registry, "LOCK_STALE_SECONDS", 0.0)
+    with contextlib.ExitStack() as faster:
+        slower = FindsTheLockThenWaits(client, [lambda: faster.enter_context(registry.promotion_lock(client, NAME, wait=5))])
+        assert registry._break_stale_lock(slower, LOCK) is False
+        # The faster waiter's lock stands, and no claim is left behind.
+        assert "died" not in client.get_registered_model(LOCK).description
+        assert lock_models(client) == [LOCK]
+    assert lock_models(client) == []
+
+
+def test_a_waiter_whose_clock_runs_ahead_does_not_break_a_live_lock(mlflow_store, monkeypatch):
+    client = MlflowClient()
+    client.create_registered_model(LOCK, description="held by a registration still running")
+    ahead = types.SimpleNamespace(time=lambda: time.time() + 3600, monotonic=time.monotonic, sleep=time.sleep)
+    monkeypatch.setattr(registry, "time", ahead)
+    assert registry._break_stale_lock(client, LOCK) is False
+    assert client.get_registered_model(LOCK).description == "held by a registration still running"
+    assert lock_models(client) == [LOCK]
+
+
+def test_a_claim_left_by_a_breaker_that_died_is_removed_and_the_lock_broken(mlflow_store, monkeypatch, caplog):
+    client = MlflowClient()
+    stale = client.create_registered_model(LOCK, description="held by a registration that died")
+    client.create_registered_model(f"{LOCK}.break-{stale.creation_timestamp}", description="a breaker that died")
+    time.sleep(0.01)
+    monkeypatch.setattr(registry, "LOCK_STALE_SECONDS", 0.0)
+    with registry.promotion_lock(client, NAME, wait=10):
+        assert lock_models(client) == [LOCK] and "died" not in client.get_registered_model(LOCK).description
+    assert "removing promotion lock claim" in caplog.text and "breaking promotion lock" in caplog.text
+    assert lock_models(client) == []
 
 
 def test_unreviewed_types_are_refused_before_anything_is_stored(mlflow_store, ames_parts):
