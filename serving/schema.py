@@ -69,6 +69,17 @@ class InputSchema:
     def names(self) -> frozenset[str]:
         return frozenset(c.name for c in self.columns)
 
+    @cached_property
+    def index(self):
+        """The frame's column labels, in signature order."""
+        import pandas as pd
+
+        return pd.Index([c.name for c in self.columns], dtype=object)
+
+    @cached_property
+    def frame_layout(self) -> "_FrameLayout":
+        return _layout(self)
+
     def __getstate__(self) -> dict:
         # Server workers get the model pickled; what is derived from the columns (the decoder's
         # generated types cannot be pickled) is made again on first use.
@@ -321,22 +332,56 @@ def rows_from_v2(body: Any, schema: InputSchema, max_rows: int) -> Rows:
     return _with_absent_columns(columns, count, "inputs", max_rows)
 
 
-def frame_from_columns(columns: dict[str, list], schema: InputSchema):
-    """One DataFrame in signature order, dtypes as batch scoring makes them."""
-    import pandas as pd
+@dataclass(frozen=True)
+class _FrameLayout:
+    """Where each kind of column sits in the signature: the frame is built one block per dtype."""
 
-    data = {}
-    for column in schema.columns:
-        values = columns[column.name]
-        if column.kind in ("number", "integer"):
-            data[column.name] = np.array(values, dtype="float64")  # None -> NaN
-        elif column.kind == "boolean":
-            data[column.name] = np.array(values, dtype=object if None in values else bool)  # as pandas reads them
-        else:
-            array = np.empty(len(values), dtype=object)
-            array[:] = values
-            data[column.name] = array
-    return pd.DataFrame(data, copy=False)
+    numbers: tuple[str, ...]
+    number_positions: np.ndarray
+    texts: tuple[str, ...]
+    text_positions: np.ndarray
+    booleans: tuple[tuple[int, str], ...]  # their dtype depends on the values (bool, or object with None)
+
+
+def _layout(schema: InputSchema) -> _FrameLayout:
+    def where(kinds):
+        chosen = [(i, c.name) for i, c in enumerate(schema.columns) if c.kind in kinds]
+        return tuple(name for _, name in chosen), np.array([i for i, _ in chosen], dtype=np.intp)
+
+    numbers, number_positions = where(("number", "integer"))
+    texts, text_positions = where(("string",))
+    booleans = tuple((i, c.name) for i, c in enumerate(schema.columns) if c.kind == "boolean")
+    return _FrameLayout(numbers, number_positions, texts, text_positions, booleans)
+
+
+def frame_from_columns(columns: dict[str, Sequence], schema: InputSchema):
+    """One DataFrame in signature order, dtypes as batch scoring makes them: float64 for numbers
+    (None -> NaN), object strings with None, bool (object when a value is missing).
+
+    It is built from one block per dtype (pandas' block API for downstream libraries). From a dict
+    of columns pandas keeps a block per column and merges them, a copy of every value, at the
+    model's first column selection: together 1.5 ms of a 1,000-row request of the Ames model.
+    """
+    import pandas as pd
+    from pandas.core.internals import BlockManager
+    from pandas.core.internals.api import make_block
+
+    layout = schema.frame_layout
+    rows = len(columns[schema.columns[0].name])
+    blocks = []
+    if layout.numbers:
+        values = np.array([columns[name] for name in layout.numbers], dtype="float64")
+        blocks.append(make_block(values, placement=layout.number_positions))
+    if layout.texts:
+        values = np.empty((len(layout.texts), rows), dtype=object)
+        for i, name in enumerate(layout.texts):
+            values[i] = columns[name]
+        blocks.append(make_block(values, placement=layout.text_positions))
+    for position, name in layout.booleans:
+        flags = columns[name]
+        blocks.append(make_block(np.array([flags], dtype=object if None in flags else bool), placement=[position]))
+    manager = BlockManager(blocks, [schema.index, pd.RangeIndex(rows)])
+    return pd.DataFrame._from_mgr(manager, axes=manager.axes)
 
 
 def records_from_frame(frame) -> list[dict]:

@@ -202,6 +202,30 @@ def test_boolean_columns_are_bool_unless_a_value_is_missing():
     assert frame_from_columns({"flag": [True, None]}, flags)["flag"].dtype == object
 
 
+MIXED = InputSchema((
+    Column("flag", "boolean", "boolean", False, frozenset({bool, type(None)})),
+    Column("area", "double", "number", False, NUMBER),
+    Column("street", "string", "string", False, TEXT),
+    Column("rooms", "long", "integer", False, NUMBER),
+    Column("open", "boolean", "boolean", True, frozenset({bool, type(None)})),
+    Column("zone", "string", "string", True, TEXT),
+))
+
+
+@pytest.mark.parametrize("flags", [[True, False, True], [True, None, False]])
+def test_the_frame_is_what_batch_scoring_makes_of_the_same_rows(flags):
+    import pandas as pd
+
+    from lifecycle.scoring import ColumnSchema, conform_to_signature
+
+    rows = {"flag": flags, "area": [1.5, None, 3], "street": ["Pave", None, "NA"], "rooms": [2, 3, None],
+            "open": [False, True, True], "zone": ["RL", "RM", "RL"]}
+    frame = frame_from_columns(rows_from_v1({"inputs": rows}, MIXED, 10).columns, MIXED)
+    batch = conform_to_signature(pd.DataFrame(rows), [ColumnSchema(c.name, c.type, c.required) for c in MIXED.columns], "rows.csv")
+    pd.testing.assert_frame_equal(frame, batch)
+    assert frame._mgr.nblocks == 4  # numbers, text, one per boolean column
+
+
 def test_a_schema_in_use_can_be_pickled_for_server_workers():
     import pickle
 
