@@ -219,7 +219,7 @@ def _remove_stale_claim(client, claim: str) -> None:
 
     try:
         if time.time() - client.get_registered_model(claim).creation_timestamp / 1000 > LOCK_STALE_SECONDS:
-            log.warning("removing promotion lock claim %s left by a waiter that died", claim)
+            log.warning("removing promotion lock claim %s left by a breaker that died", claim)
             client.delete_registered_model(claim)
     except MlflowException:  # removed meanwhile
         pass

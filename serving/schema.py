@@ -332,7 +332,7 @@ def rows_from_v2(body: Any, schema: InputSchema, max_rows: int) -> Rows:
     return _with_absent_columns(columns, count, "inputs", max_rows)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class _FrameLayout:
     """Where each kind of column sits in the signature: the frame is built one block per dtype."""
 
