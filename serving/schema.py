@@ -70,13 +70,6 @@ class InputSchema:
         return frozenset(c.name for c in self.columns)
 
     @cached_property
-    def index(self):
-        """The frame's column labels, in signature order."""
-        import pandas as pd
-
-        return pd.Index([c.name for c in self.columns], dtype=object)
-
-    @cached_property
     def frame_layout(self) -> "_FrameLayout":
         return _layout(self)
 
@@ -341,9 +334,12 @@ class _FrameLayout:
     texts: tuple[str, ...]
     text_positions: np.ndarray
     booleans: tuple[tuple[int, str], ...]  # their dtype depends on the values (bool, or object with None)
+    labels: object  # the frame's column labels (a pandas Index), in signature order
 
 
 def _layout(schema: InputSchema) -> _FrameLayout:
+    import pandas as pd
+
     def where(kinds):
         chosen = [(i, c.name) for i, c in enumerate(schema.columns) if c.kind in kinds]
         return tuple(name for _, name in chosen), np.array([i for i, _ in chosen], dtype=np.intp)
@@ -351,7 +347,8 @@ def _layout(schema: InputSchema) -> _FrameLayout:
     numbers, number_positions = where(("number", "integer"))
     texts, text_positions = where(("string",))
     booleans = tuple((i, c.name) for i, c in enumerate(schema.columns) if c.kind == "boolean")
-    return _FrameLayout(numbers, number_positions, texts, text_positions, booleans)
+    labels = pd.Index([c.name for c in schema.columns], dtype=object)
+    return _FrameLayout(numbers, number_positions, texts, text_positions, booleans, labels)
 
 
 def frame_from_columns(columns: dict[str, Sequence], schema: InputSchema):
@@ -380,7 +377,7 @@ def frame_from_columns(columns: dict[str, Sequence], schema: InputSchema):
     for position, name in layout.booleans:
         flags = columns[name]
         blocks.append(make_block(np.array([flags], dtype=object if None in flags else bool), placement=[position]))
-    manager = BlockManager(blocks, [schema.index, pd.RangeIndex(rows)])
+    manager = BlockManager(blocks, [layout.labels, pd.RangeIndex(rows)])
     return pd.DataFrame._from_mgr(manager, axes=manager.axes)
 
 
