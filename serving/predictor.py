@@ -25,8 +25,9 @@ from serving.schema import (
     records_from_frame,
     request_id,
     rows_from_v1,
-    rows_from_v1_records,
+    rows_from_v1_typed,
     rows_from_v2,
+    rows_from_v2_typed,
 )
 
 log = logging.getLogger(__name__)
@@ -209,9 +210,14 @@ class TabularModel(Model):
 
     def _parse(self, payload: Body, max_rows: int) -> _Parsed:
         if payload.protocol == "v1":
-            rows = rows_from_v1_records(payload.data, self.schema, max_rows)
+            rows = rows_from_v1_typed(payload.data, self.schema, max_rows)
             if rows is not None:
                 return _Parsed(rows, "v1")
+        else:
+            typed = rows_from_v2_typed(payload.data, self.schema, max_rows)
+            if typed is not None:
+                return _Parsed(typed[0], "v2", typed[1])
+        # Anything the typed decoding did not take: decoded as it is, and what is wrong named.
         try:
             body = orjson.loads(payload.data)
         except orjson.JSONDecodeError as exc:

@@ -4,11 +4,10 @@ KServe's generic routes spend more on a one-row request of a 73-column table tha
 call does: its V2 route parses the body with the standard library's JSON, validates it with
 pydantic and builds InferRequest/InferResponse objects, and its timing middleware asks the kernel
 for the process's CPU time twice per request for log lines that are off by default. These routes
-decode the body once (V1 row objects straight into typed rows, anything else with orjson), check
-it against the signature (serving.schema) and answer with orjson, through the same
-`Model.__call__` (so KServe's Prometheus histograms still count every request). The URLs,
-request bodies and responses are KServe's V1 and Open Inference Protocol ones; health, readiness,
-metadata and /metrics stay KServe's.
+decode the body straight into typed columns checked against the signature (serving.schema) and
+answer with orjson, through the same `Model.__call__` (so KServe's Prometheus histograms still
+count every request). The URLs, request bodies and responses are KServe's V1 and Open Inference
+Protocol ones; health, readiness, metadata and /metrics stay KServe's.
 """
 
 from __future__ import annotations

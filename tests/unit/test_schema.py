@@ -1,5 +1,6 @@
-"""Checking request rows against a model signature: the typed decoding of row objects accepts only
-what the general path accepts and gives the same frame, and every mistake is named by field."""
+"""Checking request rows against a model signature: the typed decoding of V1 rows, V1 columns and
+V2 tensors accepts only what the general path accepts and gives the same frame, and every mistake
+is named by field."""
 
 import json
 
@@ -10,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from serving.errors import RequestError
-from serving.schema import Column, InputSchema, frame_from_columns, rows_from_v1, rows_from_v1_records, rows_from_v2
+from serving.schema import Column, InputSchema, frame_from_columns, request_id, rows_from_v1, rows_from_v1_typed, rows_from_v2, rows_from_v2_typed
 
 NUMBER = frozenset({int, float, type(None)})
 TEXT = frozenset({str, type(None)})
@@ -67,6 +68,19 @@ def test_record_mistakes_are_named(records, field, problem):
     refused(lambda: rows_from_v1({"instances": records}, SCHEMA, 10), field, problem)
 
 
+def typed_path(decode, data: bytes):
+    """What a typed decoding makes of a body: rows, None (the general path's to decide) or the error it refuses it with."""
+    try:
+        return decode(data, SCHEMA, 10)
+    except RequestError as exc:
+        return exc
+
+
+def same_refusal(fast: RequestError, general) -> None:
+    assert isinstance(general, RequestError), f"the typed path refused ({fast}) what the general path accepts"
+    assert (fast.field, fast.problem) == (general.field, general.problem)
+
+
 def general_path(data: bytes, schema: InputSchema = SCHEMA, max_rows: int = 10):
     """The rows the general path makes of a body, or the RequestError it refuses it with."""
     try:
@@ -77,37 +91,50 @@ def general_path(data: bytes, schema: InputSchema = SCHEMA, max_rows: int = 10):
 
 def test_row_objects_that_fit_are_decoded_typed():
     data = json.dumps({"instances": [{"street": "Pave", "area": 1, "rooms": 3}, {"area": 2.5, "street": "Grvl"}]}).encode()
-    rows = rows_from_v1_records(data, SCHEMA, 10)
+    rows = rows_from_v1_typed(data, SCHEMA, 10)
     assert rows is not None and rows.count == 2 and rows.field == "instances"
     assert {k: list(v) for k, v in rows.columns.items()} == {"area": [1.0, 2.5], "rooms": [3, None], "street": ["Pave", "Grvl"]}
     assert frame_from_columns(rows.columns, SCHEMA).equals(frame_from_columns(general_path(data).columns, SCHEMA))
 
 
+def test_column_arrays_that_fit_are_decoded_typed():
+    data = json.dumps({"inputs": {"street": ["Pave", "Grvl"], "area": [1, 2.5], "rooms": None}}).encode()
+    rows = rows_from_v1_typed(data, SCHEMA, 10)
+    assert rows is not None and rows.count == 2 and rows.field == "inputs"
+    assert {k: list(v) for k, v in rows.columns.items()} == {"area": [1.0, 2.5], "rooms": [None, None], "street": ["Pave", "Grvl"]}
+    assert frame_from_columns(rows.columns, SCHEMA).equals(frame_from_columns(general_path(data).columns, SCHEMA))
+
+
 def test_column_names_need_not_be_identifiers():
     odd = InputSchema((Column("1st Flr SF", "double", "number", True, NUMBER), Column("class", "string", "string", True, TEXT)))
-    rows = rows_from_v1_records(b'{"inputs": [{"class": "A", "1st Flr SF": 856}]}', odd, 10)
+    rows = rows_from_v1_typed(b'{"inputs": [{"class": "A", "1st Flr SF": 856}]}', odd, 10)
     assert rows.columns == {"1st Flr SF": (856.0,), "class": ("A",)} and rows.field == "inputs"
 
 
 @pytest.mark.parametrize(
     "body",
     [
-        {"instances": {"area": [1.0], "street": ["Pave"]}},  # columns: the general path's layout
         {"instances": [{"area": 1.0, "street": "Pave"}], "inputs": [{"area": 1.0, "street": "Pave"}]},
         {"rows": [{"area": 1.0, "street": "Pave"}]},
         {"instances": [{"area": 1.0, "rooms": 2.0, "street": "Pave"}]},  # a whole float in an integer column
         {"instances": [{"area": 1.0, "rooms": 2**70, "street": "Pave"}]},  # orjson reads it as a float
+        {"instances": {"area": [1.0, 2.0], "street": ["Pave"]}},
+        {"instances": {"area": None, "street": ["Pave"]}},
+        {"instances": {"area": [1.0], "street": ["Pave"], "road": ["Pave"]}},
     ],
-    ids=["columns", "both-keys", "no-rows", "whole-float-integer", "beyond-64-bits"],
+    ids=["both-keys", "no-rows", "whole-float-integer", "beyond-64-bits", "columns-of-two-lengths", "required-column-null",
+         "unknown-column"],
 )
 def test_other_bodies_take_the_general_path(body):
-    assert rows_from_v1_records(json.dumps(body).encode(), SCHEMA, 10) is None
+    assert rows_from_v1_typed(json.dumps(body).encode(), SCHEMA, 10) is None
 
 
 def test_the_row_limit_and_an_empty_batch_hold_on_the_typed_path():
-    refused(lambda: rows_from_v1_records(json.dumps({"instances": [{"area": 1, "street": "x"}] * 3}).encode(), SCHEMA, 2),
+    refused(lambda: rows_from_v1_typed(json.dumps({"instances": [{"area": 1, "street": "x"}] * 3}).encode(), SCHEMA, 2),
             "instances", "more than the limit of 2")
-    refused(lambda: rows_from_v1_records(b'{"inputs": []}', SCHEMA, 2), "inputs", "the batch is empty")
+    refused(lambda: rows_from_v1_typed(b'{"inputs": []}', SCHEMA, 2), "inputs", "the batch is empty")
+    refused(lambda: rows_from_v1_typed(b'{"inputs": {"area": [1, 2, 3], "street": ["x", "y", "z"]}}', SCHEMA, 2), "inputs", "more than the limit of 2")
+    refused(lambda: rows_from_v1_typed(b'{"inputs": {"area": [], "street": []}}', SCHEMA, 2), "inputs", "the batch is empty")
 
 
 _ANY = st.one_of(
@@ -117,9 +144,14 @@ _ANY = st.one_of(
 _NUMBER = st.integers(-(2**53), 2**53) | st.floats(allow_nan=False, allow_infinity=False)
 
 
-def mostly(fitting, other):
-    """Values from `fitting` three times in four, from `other` otherwise."""
-    return st.integers(0, 3).flatmap(lambda i: other if i == 0 else fitting)
+def mostly(fitting, other, odds: int = 4):
+    """Values from `fitting`, from `other` one time in `odds`."""
+    return st.integers(1, odds).flatmap(lambda i: other if i == 1 else fitting)
+
+
+def rarely(fitting, other):
+    """For bodies with many values: fitting throughout a good share of the time."""
+    return mostly(fitting, other, odds=15)
 
 
 # Rows that mostly fit, with a value of any JSON type here and there; now and then a row of any shape.
@@ -136,9 +168,37 @@ _RECORDS = st.lists(mostly(_ROW, _ANY_ROW), min_size=1, max_size=3)
 def test_the_typed_path_accepts_only_what_the_general_path_accepts(records, key):
     data = json.dumps({key: records}).encode()
     general = general_path(data)
-    fast = rows_from_v1_records(data, SCHEMA, 10)
+    fast = typed_path(rows_from_v1_typed, data)
     if fast is None:
         return
+    if isinstance(fast, RequestError):
+        return same_refusal(fast, general)
+    assert not isinstance(general, Exception), f"the typed path accepted what the general path refuses: {general}"
+    assert (fast.count, fast.field) == (general.count, general.field)
+    assert frame_from_columns(fast.columns, SCHEMA).equals(frame_from_columns(general.columns, SCHEMA))
+
+
+# Columns that mostly fit: now and then a value of any type, an array of another length or not an array.
+_COLUMNS = st.integers(1, 3).flatmap(lambda n: st.tuples(
+    st.fixed_dictionaries(
+        {"area": rarely(st.lists(rarely(_NUMBER, _ANY), min_size=n, max_size=n), _ANY),
+         "street": rarely(st.lists(rarely(st.text(max_size=3), _ANY), min_size=n, max_size=n), _ANY)},
+        optional={"rooms": rarely(st.none() | st.lists(rarely(st.none() | st.integers(-(2**63), 2**63 - 1), _ANY), min_size=n, max_size=n), _ANY)},
+    ),
+    rarely(st.just({}), st.fixed_dictionaries({"road": st.lists(_ANY, max_size=2)})),  # an unknown column now and then
+).map(lambda parts: {**parts[0], **parts[1]}))
+
+
+@settings(max_examples=400, deadline=None)
+@given(columns=_COLUMNS, key=st.sampled_from(["instances", "inputs"]))
+def test_typed_columns_accept_only_what_the_general_path_accepts(columns, key):
+    data = json.dumps({key: columns}).encode()
+    general = general_path(data)
+    fast = typed_path(rows_from_v1_typed, data)
+    if fast is None:
+        return
+    if isinstance(fast, RequestError):
+        return same_refusal(fast, general)
     assert not isinstance(general, Exception), f"the typed path accepted what the general path refuses: {general}"
     assert (fast.count, fast.field) == (general.count, general.field)
     assert frame_from_columns(fast.columns, SCHEMA).equals(frame_from_columns(general.columns, SCHEMA))
@@ -150,7 +210,7 @@ def test_the_typed_path_accepts_only_what_the_general_path_accepts(records, key)
     optional={"rooms": st.none() | st.integers(-(2**63), 2**63 - 1)},
 ), min_size=1, max_size=5))
 def test_rows_that_fit_always_take_the_typed_path(records):
-    assert rows_from_v1_records(json.dumps({"instances": records}).encode(), SCHEMA, 10) is not None
+    assert rows_from_v1_typed(json.dumps({"instances": records}).encode(), SCHEMA, 10) is not None
 
 
 def test_more_rows_than_the_limit():
@@ -188,6 +248,104 @@ def test_v2_tensors_become_columns():
 )
 def test_v2_mistakes_are_named(body, field, problem):
     refused(lambda: rows_from_v2(body, SCHEMA, 10), field, problem)
+
+
+def v2_general_path(data: bytes, schema: InputSchema = SCHEMA, max_rows: int = 10):
+    """The rows and request id the general path makes of a V2 body, or the error it refuses it with."""
+    try:
+        body = orjson.loads(data)
+        return rows_from_v2(body, schema, max_rows), request_id(body)
+    except (RequestError, orjson.JSONDecodeError) as exc:
+        return exc
+
+
+def test_v2_tensors_that_fit_are_decoded_typed():
+    data = json.dumps({"id": "r1", "parameters": {"content_type": "pd"}, "inputs": [
+        {"name": "street", "shape": [2], "datatype": "BYTES", "data": ["Pave", "Grvl"]},
+        {"name": "area", "shape": [2, 1], "datatype": "INT64", "data": [1, 2.0], "parameters": {}},
+    ]}).encode()
+    rows, rid = rows_from_v2_typed(data, SCHEMA, 10)
+    assert rid == "r1" and rows.count == 2 and rows.field == "inputs"
+    assert rows.columns == {"area": [1.0, 2.0], "rooms": [None, None], "street": ["Pave", "Grvl"]}
+    general, _ = v2_general_path(data)
+    assert frame_from_columns(rows.columns, SCHEMA).equals(frame_from_columns(general.columns, SCHEMA))
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"inputs": tensors() + tensors()[:1]},
+        {"inputs": [dict(tensors()[0], datatype="INT64"), *tensors()[1:]]},  # 1.5 in an INT tensor
+        {"inputs": [dict(tensors()[0], datatype="BYTES"), *tensors()[1:]]},
+        {"inputs": [dict(tensors()[0], shape=[3]), *tensors()[1:]]},
+        {"inputs": [dict(tensors()[0], shape=[2, 2]), *tensors()[1:]]},
+        {"inputs": tensors()[1:]},  # the required area not sent
+        {"inputs": tensors() + [{"name": "road", "shape": [2], "datatype": "BYTES", "data": ["x", "y"]}]},
+        {"inputs": tensors(), "parameters": {"content_type": "np"}},
+        {"inputs": tensors(), "id": 7},
+        {"inputs": [dict(tensors()[0], data=[1.5, None]), *tensors()[1:]]},
+    ],
+    ids=["twice", "fraction-in-int-tensor", "datatype", "shape-vs-data", "wide-shape", "missing-required", "unknown-column",
+         "content-type", "id-not-text", "null-in-required"],
+)
+def test_other_v2_bodies_take_the_general_path(body):
+    data = json.dumps(body).encode()
+    assert rows_from_v2_typed(data, SCHEMA, 10) is None
+    assert isinstance(v2_general_path(data), RequestError)
+
+
+def test_a_one_column_schema_decodes_v2_on_the_general_path():
+    # msgspec would read a lone tagged tensor without its name
+    one = InputSchema((Column("area", "double", "number", True, NUMBER),))
+    assert rows_from_v2_typed(b'{"inputs": [{"shape": [1], "datatype": "FP64", "data": [1.0]}]}', one, 10) is None
+    refused(lambda: rows_from_v2({"inputs": [{"shape": [1], "datatype": "FP64", "data": [1.0]}]}, one, 10), "inputs[0].name", "expected a string")
+
+
+def _v2_body(n: int):
+    """A V2 body of n rows that mostly fits: now and then a tensor's name, shape, datatype or value is off."""
+    def tensor(name, datatypes, value):
+        return st.fixed_dictionaries({
+            "name": rarely(st.just(name), st.sampled_from(["area", "rooms", "street", "road"]) | _ANY),
+            "shape": rarely(st.just([n]) | st.just([n, 1]), st.lists(_ANY, max_size=2)),
+            "datatype": rarely(st.sampled_from(datatypes), st.sampled_from(["FP64", "INT64", "BYTES", "BOOL"]) | _ANY),
+            "data": rarely(st.lists(rarely(value, _ANY), min_size=n, max_size=n), _ANY),
+        })
+
+    inputs = st.tuples(
+        tensor("area", ["FP64", "FP32", "INT64"], _NUMBER),
+        st.none() | tensor("rooms", ["INT64", "UINT8"], st.none() | st.integers(-(2**63), 2**63 - 1)),
+        tensor("street", ["BYTES"], st.text(max_size=3)),
+    ).map(lambda sent: [t for t in sent if t is not None]).flatmap(st.permutations)
+    return st.fixed_dictionaries({"inputs": inputs}, optional={"parameters": rarely(st.just({"content_type": "pd"}), _ANY), "id": rarely(st.text(max_size=3), _ANY)})
+
+
+@settings(max_examples=400, deadline=None)
+@given(body=st.integers(1, 3).flatmap(_v2_body))
+def test_typed_v2_accepts_only_what_the_general_path_accepts(body):
+    data = json.dumps(body).encode()
+    general = v2_general_path(data)
+    fast = typed_path(rows_from_v2_typed, data)
+    if fast is None:
+        return
+    if isinstance(fast, RequestError):
+        return same_refusal(fast, general)
+    assert not isinstance(general, Exception), f"the typed path accepted what the general path refuses: {general}"
+    (fast_rows, fast_id), (rows, rid) = fast, general
+    assert (fast_rows.count, fast_rows.field, fast_id) == (rows.count, rows.field, rid)
+    assert frame_from_columns(fast_rows.columns, SCHEMA).equals(frame_from_columns(rows.columns, SCHEMA))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(1, 4).flatmap(lambda n: st.fixed_dictionaries({
+    "area": st.lists(_NUMBER, min_size=n, max_size=n),
+    "rooms": st.lists(st.none() | st.integers(-(2**63), 2**63 - 1), min_size=n, max_size=n),
+    "street": st.lists(st.text(max_size=5), min_size=n, max_size=n),
+})))
+def test_columns_and_tensors_that_fit_always_take_the_typed_path(columns):
+    assert rows_from_v1_typed(json.dumps({"instances": columns}).encode(), SCHEMA, 10) is not None
+    datatypes = {"area": "FP64", "rooms": "INT64", "street": "BYTES"}
+    inputs = [{"name": k, "shape": [len(v)], "datatype": datatypes[k], "data": v} for k, v in columns.items()]
+    assert rows_from_v2_typed(json.dumps({"inputs": inputs}).encode(), SCHEMA, 10) is not None
 
 
 def test_columns_with_a_required_column_sent_as_null():
@@ -229,6 +387,6 @@ def test_the_frame_is_what_batch_scoring_makes_of_the_same_rows(flags):
 def test_a_schema_in_use_can_be_pickled_for_server_workers():
     import pickle
 
-    rows_from_v1_records(b'{"instances": [{"area": 1, "street": "x"}]}', SCHEMA, 10)  # builds the decoder
+    rows_from_v1_typed(b'{"instances": [{"area": 1, "street": "x"}]}', SCHEMA, 10)  # builds the decoder
     copy = pickle.loads(pickle.dumps(SCHEMA))
-    assert copy == SCHEMA and rows_from_v1_records(b'{"instances": [{"area": 1, "street": "x"}]}', copy, 10).columns["area"] == (1.0,)
+    assert copy == SCHEMA and rows_from_v1_typed(b'{"instances": [{"area": 1, "street": "x"}]}', copy, 10).columns["area"] == (1.0,)
