@@ -119,6 +119,7 @@ class TabularModel(Model):
     def load(self) -> bool:
         self.loaded = load_model(self.model_uri)
         self.schema = InputSchema.from_signature(self.loaded.signature)
+        _ = self.schema.v1_decoder, self.schema.v2_decoder  # made now: a signature they cannot express stops the start
         self.class_keys = [label_key(label) for label in self.loaded.classes or []]
         self._start_serving()
         self._warm_up()

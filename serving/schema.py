@@ -137,6 +137,8 @@ class InputSchema:
             type_name = getattr(spec.type, "name", str(spec.type))
             if type_name not in _KINDS:
                 raise ModelLoadError(f"column {spec.name!r} has type {type_name!r}, which this server does not accept")
+            if any(c.name == spec.name for c in columns):
+                raise ModelLoadError(f"column {spec.name!r} appears twice in the signature")
             kind, allowed = _KINDS[type_name]
             columns.append(Column(spec.name, type_name, kind, spec.required, allowed))
         return cls(tuple(columns))

@@ -390,3 +390,14 @@ def test_a_schema_in_use_can_be_pickled_for_server_workers():
     rows_from_v1_typed(b'{"instances": [{"area": 1, "street": "x"}]}', SCHEMA, 10)  # builds the decoder
     copy = pickle.loads(pickle.dumps(SCHEMA))
     assert copy == SCHEMA and rows_from_v1_typed(b'{"instances": [{"area": 1, "street": "x"}]}', copy, 10).columns["area"] == (1.0,)
+
+
+def test_a_signature_naming_a_column_twice_is_refused():
+    from mlflow.models import ModelSignature
+    from mlflow.types import ColSpec, Schema
+
+    from serving.errors import ModelLoadError
+
+    signature = ModelSignature(inputs=Schema([ColSpec("double", "area"), ColSpec("string", "area")]))
+    with pytest.raises(ModelLoadError, match="column 'area' appears twice in the signature"):
+        InputSchema.from_signature(signature)
