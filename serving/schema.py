@@ -76,6 +76,7 @@ class InputSchema:
 
     @cached_property
     def by_name(self) -> dict[str, Column]:
+        """The columns by name, in signature order."""
         return {c.name: c for c in self.columns}
 
     @cached_property
@@ -210,15 +211,19 @@ def rows_from_v1_typed(data: bytes, schema: InputSchema, max_rows: int) -> Rows 
     if (body.instances is msgspec.UNSET) == (body.inputs is msgspec.UNSET):
         return None  # neither or both: rows_from_v1 says which
     where, sent = ("instances", body.instances) if body.inputs is msgspec.UNSET else ("inputs", body.inputs)
-    names = [c.name for c in schema.columns]
     if type(sent) is list:
         _check_count(len(sent), where, max_rows)
-        return Rows(dict(zip(names, zip(*map(msgspec.structs.astuple, sent)))), len(sent), where)
-    columns = dict(zip(names, msgspec.structs.astuple(sent)))
+        return Rows(dict(zip(schema.by_name, zip(*map(msgspec.structs.astuple, sent)))), len(sent), where)
+    columns = dict(zip(schema.by_name, msgspec.structs.astuple(sent)))
     counts = {len(values) for values in columns.values() if values is not None}
     if len(counts) > 1:
         return None  # columns of different lengths
     return _with_absent_columns(columns, counts.pop() if counts else None, where, max_rows)
+
+
+def _is_column_shape(shape: list) -> bool:
+    """A V2 tensor holds one column: shape [rows], or [rows, 1]."""
+    return len(shape) == 1 or (len(shape) == 2 and shape[1] == 1)
 
 
 def rows_from_v2_typed(data: bytes, schema: InputSchema, max_rows: int) -> tuple[Rows, str | None] | None:
@@ -233,14 +238,14 @@ def rows_from_v2_typed(data: bytes, schema: InputSchema, max_rows: int) -> tuple
         return None
     if body.parameters and body.parameters.get("content_type") not in (None, "pd"):
         return None
-    columns: dict[str, Sequence | None] = dict.fromkeys(c.name for c in schema.columns)
+    columns: dict[str, Sequence | None] = dict.fromkeys(schema.by_name)
     count = None
     for tensor in body.inputs:
         column = schema.by_name[type(tensor).__struct_config__.tag]
         shape, values = tensor.shape, tensor.data
         if (
             columns[column.name] is not None  # sent twice
-            or not (len(shape) == 1 or (len(shape) == 2 and shape[1] == 1)) or shape[0] != len(values)
+            or not _is_column_shape(shape) or shape[0] != len(values)
             or (count is not None and len(values) != count)
             or tensor.datatype not in _V2_DATATYPES[column.kind]
         ):
@@ -371,7 +376,7 @@ def rows_from_v2(body: Any, schema: InputSchema, max_rows: int) -> Rows:
         i, tensor = by_name[column.name]
         where = f"inputs[{i}] ({column.name})"
         shape = tensor["shape"]
-        if not (len(shape) == 1 or (len(shape) == 2 and shape[1] == 1)) or any(type(s) is not int or s < 0 for s in shape):
+        if not _is_column_shape(shape) or any(type(s) is not int or s < 0 for s in shape):
             raise RequestError(f"{where}.shape", f"expected [rows] or [rows, 1], got {_short(shape)}")
         if tensor["datatype"] not in _V2_DATATYPES[column.kind]:
             raise RequestError(
