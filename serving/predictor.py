@@ -135,7 +135,7 @@ class TabularModel(Model):
 
     def _warm_up(self) -> None:
         """Scores the model's input example through the request path and encodes both protocols'
-        answers; a failure stops the server."""
+        answers; a failure stops the server. Its text values are the first the schema knows."""
         example = self.loaded.input_example
         if example is None:
             raise ModelLoadError(f"{self.model_uri} has no input example to warm up on (log the model with input_example=)")

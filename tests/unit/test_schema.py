@@ -11,7 +11,18 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from serving.errors import RequestError
-from serving.schema import Column, InputSchema, frame_from_columns, request_id, rows_from_v1, rows_from_v1_typed, rows_from_v2, rows_from_v2_typed
+from serving.schema import (
+    KNOWN_VALUE_LENGTH,
+    KNOWN_VALUES_PER_COLUMN,
+    Column,
+    InputSchema,
+    frame_from_columns,
+    request_id,
+    rows_from_v1,
+    rows_from_v1_typed,
+    rows_from_v2,
+    rows_from_v2_typed,
+)
 
 NUMBER = frozenset({int, float, type(None)})
 TEXT = frozenset({str, type(None)})
@@ -391,6 +402,56 @@ def test_a_schema_in_use_can_be_pickled_for_server_workers():
     rows_from_v1_typed(b'{"instances": [{"area": 1, "street": "x"}]}', SCHEMA, 10)  # builds the decoder
     copy = pickle.loads(pickle.dumps(SCHEMA))
     assert copy == SCHEMA and rows_from_v1_typed(b'{"instances": [{"area": 1, "street": "x"}]}', copy, 10).columns["area"] == (1.0,)
+
+
+def records_body(streets: list) -> bytes:
+    return json.dumps({"instances": [{"area": 1, "street": street} for street in streets]}).encode()
+
+
+def test_known_text_values_come_back_as_one_object():
+    schema = InputSchema(SCHEMA.columns)
+    first = rows_from_v1_typed(records_body(["Pave", "Grvl"]), schema, 10)
+    assert schema.known_text.values["street"] == {"Pave", "Grvl"}  # learnt from the first body
+    again = rows_from_v1_typed(records_body(["Grvl", "Pave", "Grvl"]), schema, 10)
+    assert again.columns["street"] == ("Grvl", "Pave", "Grvl")
+    assert again.columns["street"][0] is again.columns["street"][2] is first.columns["street"][1]
+    columns = rows_from_v1_typed(b'{"inputs": {"area": [1, 2], "street": ["Pave", "Pave"]}}', schema, 10)
+    assert columns.columns["street"][0] is columns.columns["street"][1] is first.columns["street"][0]
+    tensors = json.dumps({"inputs": flat_tensors()}).encode()  # street: Pave, Pave
+    rows, _ = rows_from_v2_typed(tensors, schema, 10)
+    assert rows.columns["street"][0] is rows.columns["street"][1] is first.columns["street"][0]
+
+
+def test_a_value_not_known_yet_is_decoded_and_then_known():
+    schema = InputSchema(SCHEMA.columns)
+    rows_from_v1_typed(records_body(["Pave"]), schema, 10)
+    rows = rows_from_v1_typed(records_body(["Pave", "Grvl", None][:2]), schema, 10)
+    assert rows.columns["street"] == ("Pave", "Grvl") and schema.known_text.values["street"] == {"Pave", "Grvl"}
+    tensors = json.dumps({"inputs": [dict(t, data=["Gravel"] * 2) if t["name"] == "street" else t for t in flat_tensors()]}).encode()
+    rows, _ = rows_from_v2_typed(tensors, schema, 10)
+    assert rows.columns["street"] == ["Gravel", "Gravel"] and "Gravel" in schema.known_text.values["street"]
+
+
+def test_a_body_refused_by_the_typed_path_teaches_nothing():
+    schema = InputSchema(SCHEMA.columns)
+    assert rows_from_v1_typed(json.dumps({"instances": [{"area": "x", "street": "Pave"}]}).encode(), schema, 10) is None
+    assert rows_from_v1_typed(b'{"instances": [{"area": 1, "street": "Pave"}', schema, 10) is None  # cut short
+    assert schema.known_text.values["street"] == set()
+
+
+@pytest.mark.parametrize(
+    "streets",
+    [[f"street {i}" for i in range(KNOWN_VALUES_PER_COLUMN + 1)], ["x" * (KNOWN_VALUE_LENGTH + 1)]],
+    ids=["too-many-values", "too-long"],
+)
+def test_a_column_past_the_limits_is_decoded_as_any_text(streets):
+    schema = InputSchema(SCHEMA.columns)
+    rows_from_v1_typed(records_body(["Pave"]), schema, 10)
+    data = records_body(streets)
+    assert rows_from_v1_typed(data, schema, 1000).columns["street"] == tuple(json.loads(data)["instances"][i]["street"] for i in range(len(streets)))
+    assert schema.known_text.values["street"] is None
+    schema.known_text.v1_decoder.decode(records_body(["never sent before"]))  # no longer a Literal: takes any text
+    assert rows_from_v1_typed(records_body(["Pave", "never sent before"]), schema, 10).columns["street"] == ("Pave", "never sent before")
 
 
 def test_a_signature_naming_a_column_twice_is_refused():
