@@ -278,14 +278,18 @@ def _check_names(present, schema: InputSchema, where: str) -> None:
         raise RequestError(where, f"missing column(s): {', '.join(missing[:10])}" + (" ..." if len(missing) > 10 else ""))
 
 
-def _decoded(decoder: msgspec.json.Decoder, data: bytes) -> tuple[Any, bool]:
-    """(body or None, whether another typed decoding may still take it): a value that does not fit
-    may fit a wider type; JSON that is not valid never will."""
+def _typed_body(known_decoder: msgspec.json.Decoder, decoder: msgspec.json.Decoder, data: bytes) -> tuple[Any, bool]:
+    """(body, whether it holds text values not known yet): decoded with the known text values,
+    else with any text. (None, False) when neither takes it; JSON that is not valid is not tried twice."""
     try:
-        return decoder.decode(data), False
+        return known_decoder.decode(data), False
     except msgspec.ValidationError:
-        return None, True
+        pass
     except msgspec.DecodeError:
+        return None, False
+    try:
+        return decoder.decode(data), True
+    except msgspec.DecodeError:  # ValidationError included
         return None, False
 
 
@@ -295,14 +299,9 @@ def rows_from_v1_typed(data: bytes, schema: InputSchema, max_rows: int) -> Rows 
     checking them. Known text values first (`KnownText`), then any. None for any other body (a
     mistake, JSON that is not one), for the general path, which names what is wrong."""
     known = schema.known_text
-    body, retry = _decoded(known.v1_decoder, data)
-    if body is not None:
-        return _v1_rows(body, schema, max_rows)
-    if not retry:
-        return None
-    body, _ = _decoded(schema.v1_decoder, data)
+    body, new_text = _typed_body(known.v1_decoder, schema.v1_decoder, data)
     rows = None if body is None else _v1_rows(body, schema, max_rows)
-    if rows is not None:
+    if new_text and rows is not None:
         known.learn(rows.columns)
     return rows
 
@@ -333,14 +332,9 @@ def rows_from_v2_typed(data: bytes, schema: InputSchema, max_rows: int) -> tuple
     if schema.v2_decoder is None:
         return None
     known = schema.known_text
-    body, retry = _decoded(known.v2_decoder, data)
-    if body is not None:
-        return _v2_rows(body, schema, max_rows)
-    if not retry:
-        return None
-    body, _ = _decoded(schema.v2_decoder, data)
+    body, new_text = _typed_body(known.v2_decoder, schema.v2_decoder, data)
     typed = None if body is None else _v2_rows(body, schema, max_rows)
-    if typed is not None:
+    if new_text and typed is not None:
         known.learn(typed[0].columns)
     return typed
 
