@@ -128,6 +128,7 @@ class Workload:
 def build_workload(model_uri: str) -> Workload:
     """Held-out rows (the same seeded split the training pipeline makes) without missing values."""
     import pandas as pd
+    from mlflow.models import Model
 
     from lifecycle.config import load_config
     from lifecycle.ingest import ingest_table, text_columns_of
@@ -138,7 +139,7 @@ def build_workload(model_uri: str) -> Workload:
     config = load_config(CONFIG)
     table = ingest_table(str((ROOT / config.data_uri).resolve()), text_columns_of(config))
     _, test = split_frame(process_frame(table.frame, config), config)
-    columns = signature_columns(model_uri)
+    columns = signature_columns(Model.load(model_uri).signature, model_uri)
     names = [c.name for c in columns]
     missing = [n for n in names if n not in test]
     if missing:
@@ -633,22 +634,19 @@ def default_tracking_uri() -> str:
 def resolve_model(tracking_uri: str, scratch: Path):
     """The champion's local directory and the loaded model; exits with how to get one if absent."""
     import mlflow
-    import mlflow.artifacts
-    import mlflow.sklearn
-    from mlflow.exceptions import MlflowException
+
+    from lifecycle.registered_model import load_registered
+    from lifecycle.serialization import UntrustedModelError
 
     if tracking_uri.startswith("sqlite:///") and not Path(tracking_uri.removeprefix("sqlite:///")).is_file():
         sys.exit(f"error: no MLflow registry at {tracking_uri}: run `make run` first (it trains and registers {MODEL_NAME} with alias champion), "
                  "or set MLFLOW_TRACKING_URI to a registry that has it")
     mlflow.set_tracking_uri(tracking_uri)
     try:
-        local = mlflow.artifacts.download_artifacts(artifact_uri=MODEL_URI, dst_path=str(scratch / "model"))
-    except MlflowException as exc:
-        sys.exit(f"error: cannot fetch {MODEL_URI} from {tracking_uri}: {exc.message}\nrun `make run` first to register it")
-    from serving.loading import find_model_dir
-
-    model_dir = find_model_dir(Path(local))
-    return model_dir, mlflow.sklearn.load_model(str(model_dir))
+        trusted = load_registered(MODEL_URI, scratch=scratch / "model")
+    except UntrustedModelError as exc:
+        sys.exit(f"error: cannot load {MODEL_URI} from {tracking_uri}: {exc}\nrun `make run` first to register it")
+    return trusted.path, trusted.model
 
 
 def selected(name: str, family: str, only: set[str] | None) -> bool:

@@ -31,15 +31,15 @@ def evaluate_model(
     """
     from collections import namedtuple
 
-    import joblib
     import pandas as pd
 
     from lifecycle.config import parse_config
     from lifecycle.evaluation import confusion, evaluation_report, holdout_metrics, positive_proba, roc_points
     from lifecycle.features import features_and_target
+    from lifecycle.serialization import load_artifact_model
 
     cfg = parse_config(config)
-    fitted = joblib.load(model.path)
+    fitted = load_artifact_model(model.path, model.metadata)
     holdout = pd.read_parquet(test.path)
     values = holdout_metrics(fitted, holdout, cfg)
     for name, value in values.items():

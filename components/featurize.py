@@ -10,16 +10,16 @@ def fit_featurizer(train: Input[Dataset], config: str, featurizer: Output[Model]
     Args:
         train: The training split.
         config: The data-set config (`columns` and `features` sections).
-        featurizer: The fitted sklearn transformer (joblib).
+        featurizer: The fitted sklearn transformer (skops; its sha256 in the metadata).
     """
-    import joblib
     import pandas as pd
 
     from lifecycle.config import parse_config
     from lifecycle.features import build_featurizer, features_and_target
+    from lifecycle.serialization import save_model_file
 
     cfg = parse_config(config)
     X, _ = features_and_target(pd.read_parquet(train.path), cfg)
     fitted = build_featurizer(cfg).fit(X)
-    joblib.dump(fitted, featurizer.path)
+    featurizer.metadata["sha256"] = save_model_file(fitted, featurizer.path)
     featurizer.metadata.update({"input_columns": X.shape[1], "output_columns": len(fitted.get_feature_names_out())})

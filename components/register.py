@@ -45,14 +45,14 @@ def register_model(
     import json
     from pathlib import Path
 
-    import joblib
     import pandas as pd
 
     from lifecycle.config import config_as_json, parse_config
     from lifecycle.registry import register_model as register
+    from lifecycle.serialization import load_artifact_model
 
     cfg = parse_config(config)
-    fitted = joblib.load(model.path)
+    fitted = load_artifact_model(model.path, model.metadata)
     config_digest = hashlib.sha256(config_as_json(cfg).encode()).hexdigest()
     registration = register(
         fitted,

@@ -11,7 +11,8 @@ def score_batch(model_uri: str, input_uri: str, chunk_rows: int, output_uri: str
     their names). Memory is bounded by `chunk_rows`, not by the input's size.
 
     Args:
-        model_uri: `models:/NAME@ALIAS` or `models:/NAME/VERSION` (tracking URI from MLFLOW_TRACKING_URI).
+        model_uri: `models:/NAME@ALIAS` or `models:/NAME/VERSION` (tracking URI from MLFLOW_TRACKING_URI);
+            an alias is resolved once, and the version scored with is recorded in the metadata.
         input_uri: Local path or s3:// URI of the rows to score.
         chunk_rows: Rows read and scored at a time.
         output_uri: Optional local path or s3:// URI to copy the predictions to ("" for none).
@@ -25,5 +26,15 @@ def score_batch(model_uri: str, input_uri: str, chunk_rows: int, output_uri: str
     from lifecycle.scoring import score_file
 
     result = score_file(model_uri, input_uri, Path(predictions.path), chunk_rows=int(chunk_rows), output_uri=output_uri)
-    predictions.metadata.update({"rows": result.rows, "chunks": result.chunks, "model_uri": model_uri, "copied_to": output_uri})
+    predictions.metadata.update(
+        {
+            "rows": result.rows,
+            "chunks": result.chunks,
+            "requested_model_uri": model_uri,
+            "model_uri": result.model_uri,
+            "model_sha256": result.model_sha256,
+            "copied_to": output_uri,
+        }
+    )
+    print(f"scored {result.rows} rows in {result.chunks} chunks with {result.model_uri} ({model_uri})")
     return result.rows

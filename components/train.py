@@ -36,14 +36,17 @@ def cross_validate(train: Input[Dataset], featurizer: Input[Model], config: str,
     """
     import json
 
-    import joblib
     import pandas as pd
 
     from lifecycle.config import parse_config
+    from lifecycle.serialization import load_artifact_model
     from lifecycle.training import cross_validate_candidate
 
     result = cross_validate_candidate(
-        pd.read_parquet(train.path), joblib.load(featurizer.path), json.loads(candidate), parse_config(config)
+        pd.read_parquet(train.path),
+        load_artifact_model(featurizer.path, featurizer.metadata),
+        json.loads(candidate),
+        parse_config(config),
     )
     print(f"{result['candidate']['id']}: {result['metric']} {result['mean']:.5f} +/- {result['std']:.5f}")
     return json.dumps(result, sort_keys=True)
@@ -65,7 +68,7 @@ def train_best_model(
         featurizer: The feature transformer.
         config: The data-set config.
         cv_results: Every candidate's cross-validation result (collected from the ParallelFor).
-        model: The fitted sklearn Pipeline (joblib): raw columns in, predictions out.
+        model: The fitted sklearn Pipeline (skops; its sha256 in the metadata): raw columns in, predictions out.
         cv_metrics: The winner's cross-validation score and every candidate's, for the UI.
 
     Returns:
@@ -73,17 +76,17 @@ def train_best_model(
     """
     import json
 
-    import joblib
     import pandas as pd
 
     from lifecycle.config import parse_config
+    from lifecycle.serialization import load_artifact_model, save_model_file
     from lifecycle.training import fit_model, select_best
 
     cfg = parse_config(config)
     results = [json.loads(r) for r in cv_results]
     best = select_best(results, cfg)
-    fitted = fit_model(pd.read_parquet(train.path), joblib.load(featurizer.path), best["candidate"], cfg)
-    joblib.dump(fitted, model.path)
+    fitted = fit_model(pd.read_parquet(train.path), load_artifact_model(featurizer.path, featurizer.metadata), best["candidate"], cfg)
+    model.metadata["sha256"] = save_model_file(fitted, model.path)
     model.metadata.update({"candidate": best["candidate"]["id"], best["metric"]: best["mean"]})
     cv_metrics.log_metric(best["metric"], best["mean"])
     cv_metrics.log_metric(f"{best['metric']}_std", best["std"])

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from lifecycle.ingest import IngestError, csv_header, csv_options, file_format
+from lifecycle.registered_model import load_registered
 from lifecycle.storage import StorageError, check_writable, fetch_to_file, upload_file, written_whole
 
 NUMERIC_TYPES = {"double", "float", "long", "integer"}
@@ -31,10 +32,8 @@ class ColumnSchema:
     required: bool
 
 
-def signature_columns(model_uri: str) -> list[ColumnSchema]:
-    from mlflow.models import get_model_info
-
-    signature = get_model_info(model_uri).signature
+def signature_columns(signature, model_uri: str) -> list[ColumnSchema]:
+    """The input columns of `model_uri`'s MLflow signature."""
     if signature is None or signature.inputs is None:
         raise SchemaMismatchError(f"{model_uri} has no input signature to check rows against")
     return [ColumnSchema(spec.name, spec.type.name, spec.required) for spec in signature.inputs.inputs]
@@ -105,6 +104,8 @@ class ScoringResult:
     rows: int
     chunks: int
     output_uri: str
+    model_uri: str  # the version scored with (models:/NAME/VERSION), whatever alias was asked for
+    model_sha256: str
 
 
 def check_output_uri(uri: str) -> None:
@@ -121,10 +122,10 @@ def check_output_uri(uri: str) -> None:
 def score_file(model_uri: str, input_uri: str, output_path: Path, chunk_rows: int = 50_000, output_uri: str = "") -> ScoringResult:
     """Scores `input_uri` chunk by chunk into a Parquet file (and copies it to `output_uri`).
 
-    The file appears at `output_path` only once every row is scored: a failure in a later chunk
-    leaves no partial predictions behind.
+    `model_uri` (models:/NAME@ALIAS or models:/NAME/VERSION) is resolved once to a version, whose
+    verified files score every chunk. The file appears at `output_path` only once every row is
+    scored: a failure in a later chunk leaves no partial predictions behind.
     """
-    import mlflow.sklearn
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -133,12 +134,13 @@ def score_file(model_uri: str, input_uri: str, output_path: Path, chunk_rows: in
     fmt = file_format(input_uri)
     if output_uri:
         check_output_uri(output_uri)
-    columns = signature_columns(model_uri)
-    text_columns = [c.name for c in columns if c.type == "string"]
-    model = mlflow.sklearn.load_model(model_uri)
-    rows = chunks = 0
-    writer = None
     with tempfile.TemporaryDirectory() as scratch, written_whole(output_path) as partial:
+        trusted = load_registered(model_uri, scratch=Path(scratch) / "model")
+        model = trusted.model
+        columns = signature_columns(trusted.meta.signature, trusted.version.uri)
+        text_columns = [c.name for c in columns if c.type == "string"]
+        rows = chunks = 0
+        writer = None
         local = fetch_to_file(input_uri, Path(scratch) / Path(input_uri).name)
         try:
             for chunk in read_chunks(local, fmt, chunk_rows, text_columns):
@@ -166,4 +168,4 @@ def score_file(model_uri: str, input_uri: str, output_path: Path, chunk_rows: in
             raise SchemaMismatchError(f"{input_uri} has no rows to score")
     if output_uri:
         upload_file(output_path, output_uri)
-    return ScoringResult(rows=rows, chunks=chunks, output_uri=output_uri or str(output_path))
+    return ScoringResult(rows, chunks, output_uri or str(output_path), trusted.version.uri, trusted.sha256)

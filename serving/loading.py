@@ -1,18 +1,21 @@
-"""Finding, checking and loading the registered sklearn model.
+"""Finding, verifying and loading the model to serve.
 
 In the cluster KServe's storage initializer copies the registered version's artifact folder
-(`.../models/m-<id>/artifacts`) to `/mnt/models`, so `MLmodel` sits at the top of that folder.
-Locally the same folder comes from a `models:/NAME@ALIAS` or `models:/NAME/VERSION` URI.
+(`.../models/m-<id>/artifacts`) to `/mnt/models`, so `MLmodel` sits at the top of that folder, and
+the deploy step sets the version's digest as MODEL_SHA256. Locally the folder comes from a
+`models:/NAME@ALIAS` or `models:/NAME/VERSION` URI, whose digest the registry holds. Either way the
+checks are `lifecycle.registered_model`'s: skops only, no code, the digest matched before loading.
 """
 
 from __future__ import annotations
 
 import logging
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from lifecycle.registered_model import TrustedModel, check_sha256, load_folder, load_registered
+from lifecycle.serialization import UntrustedModelError
 from serving.errors import ModelLoadError
 
 log = logging.getLogger(__name__)
@@ -25,85 +28,52 @@ class LoadedModel:
     signature: Any  # mlflow ModelSignature
     input_example: Any  # pandas DataFrame or None
     sklearn_version: str
-    serialization_format: str
+    sha256: str  # of the model file, as registered
     classes: list | None  # class labels when the model has predict_proba
 
 
-def find_model_dir(root: Path) -> Path:
-    """The folder holding `MLmodel`: `root` itself or its one subfolder that has it."""
-    if (root / "MLmodel").is_file():
-        return root
-    found = sorted(p.parent for p in root.glob("*/MLmodel"))
-    if len(found) == 1:
-        return found[0]
-    if not found:
-        raise ModelLoadError(f"no MLmodel file in {root} or its subfolders: is this an MLflow model directory?")
-    raise ModelLoadError(f"{root} holds several MLflow models ({', '.join(map(str, found))}); point at one")
-
-
-def fetch_model_dir(model_uri: str, scratch: Path | None = None) -> Path:
-    """A local directory for `model_uri`: a path as it is, anything else downloaded through MLflow."""
-    is_local = model_uri.startswith("file://") or ":/" not in model_uri  # models:/, s3://, runs:/ are not
-    if is_local:
-        local = Path(model_uri.removeprefix("file://"))
-        if not local.exists():
-            raise ModelLoadError(f"model path {local} does not exist")
-        return find_model_dir(local)
-    import mlflow.artifacts
-    from mlflow.exceptions import MlflowException
-
-    dest = scratch or Path(tempfile.mkdtemp(prefix="serving-model-"))
-    try:
-        downloaded = mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=str(dest))
-    except MlflowException as exc:
-        raise ModelLoadError(f"cannot fetch {model_uri}: {exc.message}") from exc
-    return find_model_dir(Path(downloaded))
-
-
-def check_sklearn_version(recorded: str | None, running: str) -> None:
-    """A pickled or skops model is only trustworthy in the scikit-learn that wrote it."""
-    if not recorded:
-        raise ModelLoadError("the model's MLmodel records no scikit-learn version (flavors.sklearn.sklearn_version)")
-    if recorded != running:
-        raise ModelLoadError(
-            f"scikit-learn version mismatch: the model was saved with scikit-learn {recorded}, "
-            f"this server runs scikit-learn {running}; serve it with an image built with scikit-learn=={recorded}"
+def _trusted(model_uri: str, expected_sha256: str | None) -> TrustedModel:
+    if model_uri.startswith("models:/"):
+        trusted = load_registered(model_uri)
+        if expected_sha256 is not None and check_sha256(expected_sha256, "--model-sha256") != trusted.sha256:
+            raise UntrustedModelError(
+                f"{model_uri} is v{trusted.version.version} with sha256 {trusted.sha256}, not the expected {expected_sha256}"
+            )
+        return trusted
+    if ":/" in model_uri and not model_uri.startswith("file://"):
+        raise UntrustedModelError(f"{model_uri}: serve a models:/ URI or a local folder; other URIs cannot be verified here")
+    local = Path(model_uri.removeprefix("file://"))
+    if not local.exists():
+        raise UntrustedModelError(f"model path {local} does not exist")
+    if expected_sha256 is None:
+        raise UntrustedModelError(
+            f"{local}: no expected digest; pass --model-sha256 (or MODEL_SHA256) with the version's model_sha256 tag"
         )
+    return load_folder(local, expected_sha256)
 
 
-def load_model(model_uri: str) -> LoadedModel:
-    """Fetches, checks the sklearn version, and loads the model with its signature and example."""
-    import mlflow.sklearn
-    import sklearn
-    from mlflow.models import Model
-
-    path = fetch_model_dir(model_uri)
-    meta = Model.load(str(path))
-    flavor = meta.flavors.get("sklearn")
-    if flavor is None:
-        raise ModelLoadError(f"{model_uri} has no sklearn flavor (flavors: {', '.join(meta.flavors)})")
-    check_sklearn_version(flavor.get("sklearn_version"), sklearn.__version__)
-    model_file = flavor.get("pickled_model", "the model file")
-    if not (path / model_file).is_file():
-        raise ModelLoadError(f"cannot load the sklearn model in {path}: {model_file} is missing")
+def load_model(model_uri: str, expected_sha256: str | None = None) -> LoadedModel:
+    """The verified model with its signature, input example and class labels; ModelLoadError names
+    the file and the reason when it cannot be trusted or read."""
     try:
-        model = mlflow.sklearn.load_model(str(path))
-    except Exception as exc:  # a truncated file, skops refusing a type, a missing project class, ...
-        raise ModelLoadError(f"cannot load the sklearn model in {path}: {model_file} is unreadable ({type(exc).__name__}: {exc})") from exc
+        trusted = _trusted(model_uri, expected_sha256)
+    except UntrustedModelError as exc:
+        raise ModelLoadError(str(exc)) from None
     try:
-        example = meta.load_input_example(str(path))
+        example = trusted.meta.load_input_example(str(trusted.path))
     except FileNotFoundError:
         example = None
+    model = trusted.model
     classes = None
     if hasattr(model, "predict_proba") and hasattr(model, "classes_"):
         classes = [c.item() if hasattr(c, "item") else c for c in model.classes_]
-    log.info("loaded %s (scikit-learn %s, %s)", path, flavor.get("sklearn_version"), flavor.get("serialization_format"))
+    log.info("loaded %s (scikit-learn %s, sha256 %s)", trusted.path, trusted.sklearn_version, trusted.sha256)
     return LoadedModel(
         model=model,
-        path=path,
-        signature=meta.signature,
+        path=trusted.path,
+        signature=trusted.meta.signature,
         input_example=example,
-        sklearn_version=flavor.get("sklearn_version"),
-        serialization_format=flavor.get("serialization_format", "unknown"),
+        sklearn_version=trusted.sklearn_version,
+        sha256=trusted.sha256,
         classes=classes,
     )
