@@ -1,7 +1,7 @@
 """Cluster-facing settings shared by every pipeline: resources, and where credentials come from.
 
 Credentials never appear in compiled YAML: steps that talk to MLflow or S3 read them from a
-ConfigMap and a Secret at run time (kfp-kubernetes). The local runner ignores these, and the
+ConfigMap and Secrets at run time (kfp-kubernetes). The local runner ignores these, and the
 steps fall back to the caller's environment.
 """
 
@@ -17,6 +17,12 @@ MLFLOW_CONFIG_MAP = "mlflow-client"
 MLFLOW_CONFIG_KEYS = {"MLFLOW_TRACKING_URI": "MLFLOW_TRACKING_URI", "MLFLOW_S3_ENDPOINT_URL": "MLFLOW_S3_ENDPOINT_URL"}
 S3_SECRET = "mlpipeline-minio-artifact"
 S3_SECRET_KEYS = {"accesskey": "AWS_ACCESS_KEY_ID", "secretkey": "AWS_SECRET_ACCESS_KEY"}
+# MLflow's basic-auth app: MLflow's client reads these two variables on every request.
+MLFLOW_CREDENTIALS_SECRET = "mlflow-credentials"
+MLFLOW_CREDENTIALS_KEYS = {"MLFLOW_TRACKING_USERNAME": "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD": "MLFLOW_TRACKING_PASSWORD"}
+# A ServiceAccount token Secret (keys token, ca.crt, namespace): the one identity that may deploy.
+DEPLOYER_TOKEN_SECRET = "model-deployer-token"
+DEPLOYER_TOKEN_PATH = "/var/run/secrets/model-deployer"
 NOTIFY_SECRET = "pipeline-notify"
 NOTIFY_SECRET_KEYS = {"webhook-url": "NOTIFY_WEBHOOK_URL"}
 
@@ -36,9 +42,20 @@ def with_s3_credentials(task):
 
 
 def with_mlflow(task):
-    """Tracking URI and artifact-store credentials; side effects outside KFP, so never cached."""
+    """Tracking URI, MLflow and artifact-store credentials; side effects outside KFP, so never cached.
+
+    Optional like the S3 Secret: without it the step still starts and fails on the registry's 401,
+    naming the registry, instead of leaving its pod waiting for a Secret (the notification must run).
+    """
     with_s3_credentials(task)
+    kubernetes.use_secret_as_env(task, MLFLOW_CREDENTIALS_SECRET, MLFLOW_CREDENTIALS_KEYS, optional=True)
     task.set_caching_options(False)
+    return task
+
+
+def with_deployer_identity(task):
+    """The deployer's ServiceAccount token as files; required, so the step never runs under another identity."""
+    kubernetes.use_secret_as_volume(task, DEPLOYER_TOKEN_SECRET, mount_path=DEPLOYER_TOKEN_PATH, optional=False)
     return task
 
 

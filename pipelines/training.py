@@ -13,7 +13,7 @@ from components.register import register_model
 from components.split import split_dataset
 from components.train import cross_validate, plan_candidates, train_best_model
 from components.validate import validate_dataset
-from pipelines.settings import sized, with_mlflow, with_notify_webhook, with_s3_credentials
+from pipelines.settings import sized, with_deployer_identity, with_mlflow, with_notify_webhook, with_s3_credentials
 
 
 @dsl.pipeline(
@@ -113,12 +113,14 @@ def training(
         # The champion, not necessarily this run's version: a run that did not beat it redeploys
         # the same version, which changes nothing.
         with dsl.If(deploy == True, name="deploy-requested"):  # noqa: E712 (a KFP condition, not a Python test)
-            with_mlflow(
-                sized(
-                    deploy_model(
-                        registration=register.output,
-                        namespace=serving_namespace,
-                        timeout_seconds=deploy_timeout_seconds,
+            with_deployer_identity(
+                with_mlflow(
+                    sized(
+                        deploy_model(
+                            registration=register.output,
+                            namespace=serving_namespace,
+                            timeout_seconds=deploy_timeout_seconds,
+                        )
                     )
                 )
             )
