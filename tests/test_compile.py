@@ -21,6 +21,13 @@ SENTINELS = {
     "AWS_ACCESS_KEY_ID": "AKIASENTINELKEYID0001",
     "AWS_SECRET_ACCESS_KEY": "sentinel-secret-access-key-do-not-leak",
     "MLFLOW_TRACKING_URI": "http://user:sentinel-password@mlflow.example:5000",
+    "MLFLOW_TRACKING_USERNAME": "sentinel-mlflow-user",
+    "MLFLOW_TRACKING_PASSWORD": "sentinel-mlflow-password-do-not-leak",
+}
+# Steps that read MLFLOW_TRACKING_URI and call the registry.
+MLFLOW_EXECUTORS = {
+    "training": {"exec-register-model", "exec-deploy-model", "exec-notify-outcome"},
+    "batch-scoring": {"exec-score-batch"},
 }
 
 
@@ -117,10 +124,52 @@ def test_credentials_come_from_secrets_by_reference_only(fresh, name):
     spec, platform = documents(text)
     for container in containers(spec).values():
         names = {e.get("name") for e in container.get("env", [])}
-        assert not names & {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"}, "credential as a plain env value"
+        credentials = {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"}
+        assert not names & credentials, "credential as a plain env value"
     executors = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
     secret_names = {s["secretName"] for e in executors.values() for s in e.get("secretAsEnv", [])}
     assert "mlpipeline-minio-artifact" in secret_names
+
+
+@pytest.mark.parametrize("name", PIPELINES)
+def test_steps_that_call_mlflow_get_its_credentials_from_the_secret_and_no_other_step_does(fresh, name):
+    _, platform = documents(fresh[name])
+    executors = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+    with_credentials = set()
+    for executor, settings in executors.items():
+        for secret in settings.get("secretAsEnv", []):
+            if secret["secretName"] != "mlflow-credentials":
+                continue
+            with_credentials.add(executor)
+            assert sorted((k["secretKey"], k["envVar"]) for k in secret["keyToEnv"]) == [
+                ("MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_PASSWORD"),
+                ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_USERNAME"),
+            ], executor
+            # Without the Secret the step runs and fails on the registry's 401, naming it.
+            assert secret["optional"] is True, executor
+    assert with_credentials == MLFLOW_EXECUTORS[name]
+    # Every step told where MLflow is and that calls it has credentials for it.
+    tracking = {
+        e for e, s in executors.items()
+        if any("MLFLOW_TRACKING_URI" in {k["envVar"] for k in c["keyToEnv"]} for c in s.get("configMapAsEnv", []))
+    }
+    assert MLFLOW_EXECUTORS[name] <= tracking
+
+
+@pytest.mark.parametrize("name", PIPELINES)
+def test_only_the_deploy_step_mounts_the_deployer_token(fresh, name):
+    _, platform = documents(fresh[name])
+    executors = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+    mounts = {e: s["secretAsVolume"] for e, s in executors.items() if s.get("secretAsVolume")}
+    if name == "batch-scoring":
+        assert mounts == {}
+        return
+    assert list(mounts) == ["exec-deploy-model"]
+    (mount,) = mounts["exec-deploy-model"]
+    assert mount["secretName"] == "model-deployer-token"
+    assert mount["mountPath"] == "/var/run/secrets/model-deployer"
+    # Required: without its own token the deploy step must not run under another identity.
+    assert mount["optional"] is False
 
 
 def test_check_mode_passes_on_fresh_output_and_fails_on_stale(tmp_path, capsys):
