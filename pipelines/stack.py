@@ -9,21 +9,26 @@ same shape here, so the network paths are real:
   refused as it would be by the cluster's store.
 - MLflow: a real `mlflow server` process with a SQLite backend and
   `--no-serve-artifacts --default-artifact-root s3://BUCKET/mlflow`, so registered versions have
-  `s3://` locations that KServe's storage initializer can read.
+  `s3://` locations that KServe's storage initializer can read. It runs MLflow's basic-auth app,
+  as in the cluster: a request without a known user and password is refused (401). The admin
+  and the steps' own non-admin user get passwords made for each stack.
 
 Clients are configured only through the variables the cluster sets: `MLFLOW_TRACKING_URI`,
-`MLFLOW_S3_ENDPOINT_URL`, `AWS_ENDPOINT_URL`, `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
-`AWS_DEFAULT_REGION` (see `LoopbackStack.environment`).
+`MLFLOW_TRACKING_USERNAME`, `MLFLOW_TRACKING_PASSWORD`, `MLFLOW_S3_ENDPOINT_URL`,
+`AWS_ENDPOINT_URL`, `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_DEFAULT_REGION` (see
+`LoopbackStack.environment`).
 
     python -m pipelines.stack up      # start both, write their environment to a file, wait for Ctrl-C
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import logging
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -43,6 +48,20 @@ DATA_BUCKET = "datasets"
 REGION = "us-east-1"
 # Everything a step allowed to use S3 may do; the point of IAM here is the credential check.
 S3_POLICY = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
+ADMIN_USER = "admin"
+# The steps' MLflow user: not an admin. MLflow gives a user MANAGE on what it creates (experiments,
+# registered models, so the promotion lock too); on anything else it has the default permission.
+PIPELINE_USER = "pipelines"
+# MLflow's own default. NO_PERMISSIONS would also refuse reads, but then a look-up of a model that
+# does not exist yet is answered 403 instead of 404, and "not there yet" could no longer be told
+# apart from "refused".
+DEFAULT_PERMISSION = "READ"
+# Variables the server must not inherit from the shell that starts it: its admin comes from its
+# own config file, and it is no client.
+SERVER_ENV_DROPPED = (
+    "MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN",
+    "MLFLOW_AUTH_ADMIN_USERNAME", "MLFLOW_AUTH_ADMIN_PASSWORD",
+)
 
 
 class StackError(RuntimeError):
@@ -53,6 +72,11 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind((HOST, 0))
         return sock.getsockname()[1]
+
+
+def basic_auth(username: str, password: str) -> str:
+    """An HTTP Basic Authorization header value."""
+    return "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode()
 
 
 def _http_ok(url: str, timeout: float = 2.0) -> bool:
@@ -137,7 +161,11 @@ class S3Server:
 
 
 class TrackingServer:
-    """`mlflow server` as a child process: SQLite registry, artifacts in S3 (not proxied)."""
+    """`mlflow server` as a child process: SQLite registry, artifacts in S3 (not proxied), basic auth.
+
+    The admin's password is made here and written only to the auth config file (owner-only); the
+    users database sits beside the registry, so a restart keeps the users.
+    """
 
     def __init__(self, workdir: Path, artifact_root: str, environment: dict[str, str], port: int | None = None, workers: int = 1):
         self.workdir = workdir
@@ -146,6 +174,9 @@ class TrackingServer:
         self.port = port or free_port()
         self.workers = workers
         self.process: subprocess.Popen | None = None
+        self.admin: tuple[str, str] = (ADMIN_USER, secrets.token_urlsafe(24))
+        # Signs the auth app's sign-up form (CSRF); the same key across restarts.
+        self._flask_secret_key = secrets.token_urlsafe(32)
 
     @property
     def uri(self) -> str:
@@ -160,12 +191,21 @@ class TrackingServer:
         return self.workdir / "mlflow-server.log"
 
     @property
+    def auth_config(self) -> Path:
+        return self.workdir / "basic_auth.ini"
+
+    @property
+    def auth_database(self) -> Path:
+        return self.workdir / "basic_auth.db"
+
+    @property
     def running(self) -> bool:
         return self.process is not None and self.process.poll() is None
 
     def command(self) -> list[str]:
         return [
             sys.executable, "-m", "mlflow", "server",
+            "--app-name", "basic-auth",
             "--host", HOST,
             "--port", str(self.port),
             "--workers", str(self.workers),
@@ -174,10 +214,48 @@ class TrackingServer:
             "--default-artifact-root", self.artifact_root,
         ]
 
+    def write_auth_config(self) -> None:
+        """MLflow's auth settings; the admin password is used only when the users database is new."""
+        admin, password = self.admin
+        text = (
+            "[mlflow]\n"
+            f"default_permission = {DEFAULT_PERMISSION}\n"
+            f"database_uri = sqlite:///{self.auth_database}\n"
+            f"admin_username = {admin}\n"
+            f"admin_password = {password}\n"
+            "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
+        )
+        self.auth_config.touch(mode=0o600)
+        self.auth_config.chmod(0o600)
+        self.auth_config.write_text(text)
+
+    def server_environment(self) -> dict[str, str]:
+        env = {name: value for name, value in os.environ.items() if name not in SERVER_ENV_DROPPED}
+        return {
+            **env, **self.environment,
+            "MLFLOW_AUTH_CONFIG_PATH": str(self.auth_config),
+            "MLFLOW_FLASK_SERVER_SECRET_KEY": self._flask_secret_key,
+        }
+
+    def create_user(self, username: str, password: str, timeout: float = 30.0) -> None:
+        """A non-admin user, created by the admin through MLflow's auth REST API."""
+        request = urllib.request.Request(
+            f"{self.uri}/api/2.0/mlflow/users/create", method="POST",
+            data=json.dumps({"username": username, "password": password}).encode(),
+            headers={"Content-Type": "application/json", "Authorization": basic_auth(*self.admin)},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=timeout):
+                pass
+        except urllib.error.HTTPError as exc:
+            raise StackError(
+                f"mlflow server at {self.uri} refused to create user {username!r}: HTTP {exc.code}; see {self.log_path}"
+            ) from None
+
     def start(self, timeout: float = 90.0) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
-        env = {**os.environ, **self.environment}
-        env.pop("MLFLOW_TRACKING_URI", None)
+        self.write_auth_config()
+        env = self.server_environment()
         with open(self.log_path, "ab") as log_file:
             # Its own session, so stopping it also stops the uvicorn workers it starts.
             self.process = subprocess.Popen(
@@ -304,6 +382,7 @@ class LoopbackStack:
         self.data_bucket = data_bucket
         self.s3 = S3Server()
         self.tracking: TrackingServer | None = None
+        self.pipeline_user: tuple[str, str] = (PIPELINE_USER, secrets.token_urlsafe(24))
 
     @property
     def tracking_uri(self) -> str:
@@ -322,6 +401,21 @@ class LoopbackStack:
         """The access key id and secret key the stack's S3 accepts (for secret-leak checks)."""
         return self.s3.access_key, self.s3.secret_key
 
+    @property
+    def mlflow_credentials(self) -> tuple[str, str]:
+        """The steps' MLflow user and password (not an admin)."""
+        return self.pipeline_user
+
+    @property
+    def admin_credentials(self) -> tuple[str, str]:
+        """The MLflow admin: for checks from outside the steps, never given to them."""
+        return self.tracking.admin
+
+    @property
+    def secrets(self) -> list[str]:
+        """Every secret value the stack made, for checks that none of them leaks."""
+        return [*self.credentials, self.pipeline_user[1], self.tracking.admin[1]]
+
     def s3_environment(self) -> dict[str, str]:
         return {
             "AWS_ENDPOINT_URL": self.s3.endpoint,
@@ -333,7 +427,18 @@ class LoopbackStack:
 
     def environment(self) -> dict[str, str]:
         """What a step (or a user's shell) needs to use the stack, as the cluster would set it."""
-        return {"MLFLOW_TRACKING_URI": self.tracking.uri, **self.s3_environment()}
+        username, password = self.pipeline_user
+        return {
+            "MLFLOW_TRACKING_URI": self.tracking.uri,
+            "MLFLOW_TRACKING_USERNAME": username,
+            "MLFLOW_TRACKING_PASSWORD": password,
+            **self.s3_environment(),
+        }
+
+    def admin_environment(self) -> dict[str, str]:
+        """The environment with the MLflow admin's credentials instead of the steps' user's."""
+        username, password = self.admin_credentials
+        return {**self.environment(), "MLFLOW_TRACKING_USERNAME": username, "MLFLOW_TRACKING_PASSWORD": password}
 
     def start(self) -> LoopbackStack:
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -342,6 +447,7 @@ class LoopbackStack:
             self.s3.make_buckets(self.artifact_bucket, self.data_bucket)
             self.tracking = TrackingServer(self.workdir / "tracking", self.artifact_root, self.s3_environment())
             self.tracking.start()
+            self.tracking.create_user(*self.pipeline_user)
         except BaseException:
             self.stop()
             raise
@@ -409,6 +515,7 @@ def main(argv: list[str] | None = None) -> int:
         env_file = stack.write_env_file()
         print(f"stack up: MLflow {stack.tracking_uri}, S3 {stack.s3_endpoint}")
         print(f"use it from another shell with: set -a; . {env_file}; set +a")
+        print(f"MLflow UI login: {stack.pipeline_user[0]}, password MLFLOW_TRACKING_PASSWORD in {env_file}")
         print(f"server log {stack.tracking.log_path}; Ctrl-C stops both", flush=True)
         stopping = []
         signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
