@@ -1,10 +1,13 @@
 """Deploying a registered model version to KServe, and proving it answers.
 
-The InferenceService points at the version's own artifacts in S3 (the MLflow download URI), so
-KServe serves exactly what was registered. It is created, or patched when it exists, and then
-waited for by reading it with GET only: the pipeline's ServiceAccount may get, create and patch
-InferenceServices, and list pods to say why a new one cannot start; nothing else (no watch, no
-delete).
+The InferenceService points at the version's own artifacts in S3 (the MLflow download URI) and
+carries the version's registered digest as MODEL_SHA256, so KServe serves exactly what was
+registered: the step first loads the version through `lifecycle.registered_model` itself (the
+checks the predictor will make), and the predictor refuses files with another digest. The service
+is created, or patched when it exists, and then waited for by reading it with GET only. The step
+acts as the `model-deployer` ServiceAccount, whose token only the deploy task mounts: it may get,
+create and patch InferenceServices, and list pods to say why a new one cannot start; nothing else
+(no watch, no delete), and no other pipeline step may touch InferenceServices.
 
 Ready alone does not mean the new version is served: in Standard (raw) mode a patch rolls the
 Deployment over without ever leaving Ready, because the old pod stays available until the new one
@@ -19,11 +22,16 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import time
 import urllib.error
 import urllib.request
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
+
+from lifecycle.registered_model import TrustedModel, load_registered
+from lifecycle.serialization import UntrustedModelError
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +51,8 @@ READY_CONDITIONS = ("Ready", "PredictorReady")
 STUCK_REASONS = frozenset({"ImagePullBackOff", "ErrImagePull", "InvalidImageName", "CreateContainerConfigError", "CreateContainerError"})
 CRASH_LOOP_RESTARTS = 3
 POD_LABEL = "serving.kserve.io/inferenceservice"  # on every pod KServe makes for the service
+# Where the deploy task mounts the `model-deployer-token` Secret (token, ca.crt, namespace).
+DEPLOYER_TOKEN_DIR = Path("/var/run/secrets/model-deployer")
 
 
 class DeploymentError(RuntimeError):
@@ -95,24 +105,53 @@ def storage_uri_of(client, model_name: str, version: str) -> str:
     return client.get_model_version_download_uri(model_name, version)
 
 
-def input_example_of(model_uri: str):
-    """The input example logged with the model, in the signature's dtypes."""
-    from mlflow.models import Model
+def verified_version(client, model_name: str, version: str) -> TrustedModel:
+    """The version loaded as the predictor will load it: a version whose files fail a check is
+    refused here, before any InferenceService changes."""
+    try:
+        return load_registered(f"models:/{model_name}/{version}", client=client)
+    except UntrustedModelError as exc:
+        raise DeploymentError(f"models:/{model_name}/{version} will not be deployed: {exc}") from exc
 
-    example = Model.load(model_uri).load_input_example(model_uri)
+
+def input_example_of(trusted: TrustedModel):
+    """The input example logged with the model, in the signature's dtypes."""
+    example = trusted.meta.load_input_example(str(trusted.path))
     if example is None:
-        raise DeploymentError(f"{model_uri} was logged without an input example; there is nothing to send as a smoke request")
+        uri = trusted.version.uri if trusted.version else trusted.path
+        raise DeploymentError(f"{uri} was logged without an input example; there is nothing to send as a smoke request")
     return example
 
 
 # ---- the Kubernetes side -------------------------------------------------------------------------
 
 
-def kserve_client():
-    """A client from the pod's ServiceAccount in a cluster, else from ~/.kube/config."""
+def deployer_kubeconfig(token_dir: Path, host: str, port: str) -> dict:
+    """A kubeconfig that speaks to the in-cluster API server with the token in `token_dir`."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "in-cluster", "cluster": {"server": f"https://{host}:{port}", "certificate-authority": str(token_dir / "ca.crt")}}],
+        "users": [{"name": "model-deployer", "user": {"token": (token_dir / "token").read_text().strip()}}],
+        "contexts": [{"name": "model-deployer", "context": {"cluster": "in-cluster", "user": "model-deployer"}}],
+        "current-context": "model-deployer",
+    }
+
+
+def kserve_client(token_dir: Path = DEPLOYER_TOKEN_DIR):
+    """In a cluster, a client acting as `model-deployer` with the token the deploy task mounts (the
+    pod's own ServiceAccount may not touch InferenceServices); outside one, ~/.kube/config."""
     from kserve import KServeClient
 
-    return KServeClient()
+    host, port = os.environ.get("KUBERNETES_SERVICE_HOST"), os.environ.get("KUBERNETES_SERVICE_PORT", "443")
+    if not host:
+        return KServeClient()
+    if not (token_dir / "token").is_file():
+        raise DeploymentError(
+            f"no model-deployer token at {token_dir}: the deploy step acts as the model-deployer ServiceAccount, "
+            "whose token Secret (model-deployer-token) the pipeline mounts there"
+        )
+    return KServeClient(config_dict=deployer_kubeconfig(token_dir, host, port))
 
 
 def _api_exception(exc: BaseException):
@@ -432,12 +471,15 @@ def deploy_model(
         raise DeploymentError(str(exc)) from exc
     served = resolve_version(mlflow_client, model_name, alias=None if version is not None else alias, version=version)
     model_uri = f"models:/{model_name}/{served}"
+    trusted = verified_version(mlflow_client, model_name, served)
     storage_uri = storage_uri_of(mlflow_client, model_name, served)
     try:
-        isvc = build_inference_service(model_name, storage_uri, namespace, resources or Resources(), model_version=served)
+        isvc = build_inference_service(
+            model_name, storage_uri, namespace, resources or Resources(), model_version=served, model_sha256=trusted.sha256
+        )
     except InferenceServiceError as exc:
         raise DeploymentError(f"{model_uri} cannot be served by KServe: {exc}") from exc
-    example = input_example_of(model_uri)
+    example = input_example_of(trusted)
 
     client = client or kserve_client()
     action, _ = apply_inference_service(client, isvc)

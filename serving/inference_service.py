@@ -1,14 +1,17 @@
 """The KServe InferenceService that serves a registered model, built with the SDK's typed classes.
 
     python -m serving.inference_service --name ames-house-prices \\
-        --storage-uri s3://mlpipeline/mlflow/1/models/m-.../artifacts > serving/inference-service.yaml
+        --storage-uri s3://mlpipeline/mlflow/1/models/m-.../artifacts --model-sha256 <the version's model_sha256 tag> \\
+        > serving/inference-service.yaml
 
 The service runs in Standard (raw Deployment) mode on the `kfp-tabular-sklearn` ClusterServingRuntime
 (the project's own predictor, which speaks V1 and V2), downloads the model from S3 with the
 credentials of the `model-s3-reader` ServiceAccount, and is named after the registered model, so
 the predictor answers at /v2/models/<name>/infer. The registered version goes to the predictor as
 MODEL_VERSION, which it returns as `model_version` in every V2 answer: that is how the deploy step
-tells the new version's answers from the old one's during a rolling update.
+tells the new version's answers from the old one's during a rolling update. The version's
+registered digest goes to it as MODEL_SHA256: the predictor loads the downloaded files only if the
+model file has that sha256, so a file changed in the bucket after registration is never served.
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ PROTOCOL_VERSION = "v2"
 SERVICE_ACCOUNT = "model-s3-reader"
 MODEL_VERSION_ANNOTATION = "kfp-tabular-lifecycle/model-version"
 MODEL_VERSION_ENV = "MODEL_VERSION"
+MODEL_SHA256_ENV = "MODEL_SHA256"
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 # Kubernetes DNS-1035 label: what a Service name must be, and KServe derives Services from this name.
 _DNS_1035 = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
@@ -70,6 +75,8 @@ def build_inference_service(
     namespace: str = DEFAULT_NAMESPACE,
     resources: Resources = Resources(),
     model_version: str | None = None,
+    *,
+    model_sha256: str,
     service_account: str = SERVICE_ACCOUNT,
     runtime: str = RUNTIME,
 ):
@@ -82,6 +89,8 @@ def build_inference_service(
         resources: Predictor CPU and memory requests and limits.
         model_version: Registered version, recorded as an annotation so `kubectl get -o yaml` says what is
             served, and set as MODEL_VERSION on the predictor container, which reports it in V2 answers.
+        model_sha256: The version's registered model digest (its `model_sha256` tag), set as
+            MODEL_SHA256: the predictor refuses files with any other digest.
         service_account: ServiceAccount whose Secret holds the S3 credentials.
         runtime: The ServingRuntime or ClusterServingRuntime to run.
 
@@ -101,11 +110,13 @@ def build_inference_service(
     check_name(name)
     check_storage_uri(storage_uri)
     check_name(namespace, "namespace")
+    if not isinstance(model_sha256, str) or not _SHA256.fullmatch(model_sha256):
+        raise InferenceServiceError(f"model_sha256 {model_sha256!r} is not a sha256 digest (64 lowercase hex digits)")
     annotations = {DEPLOYMENT_MODE_ANNOTATION: DEPLOYMENT_MODE}
-    env = None
+    env = [V1EnvVar(name=MODEL_SHA256_ENV, value=model_sha256)]
     if model_version is not None:
         annotations[MODEL_VERSION_ANNOTATION] = str(model_version)
-        env = [V1EnvVar(name=MODEL_VERSION_ENV, value=str(model_version))]
+        env.insert(0, V1EnvVar(name=MODEL_VERSION_ENV, value=str(model_version)))
     return V1beta1InferenceService(
         api_version=constants.KSERVE_V1BETA1,
         kind=constants.KSERVE_KIND_INFERENCESERVICE,
@@ -149,6 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--storage-uri", required=True, help="s3:// URI of the model version (MlflowClient().get_model_version_download_uri)")
     parser.add_argument("--namespace", default=DEFAULT_NAMESPACE, help=f"default {DEFAULT_NAMESPACE}")
     parser.add_argument("--model-version", help="registered version, recorded as an annotation and set as the predictor's MODEL_VERSION")
+    parser.add_argument("--model-sha256", required=True, help="the version's model_sha256 tag, set as the predictor's MODEL_SHA256")
     parser.add_argument("--cpu", nargs=2, metavar=("REQUEST", "LIMIT"), default=Resources.cpu)
     parser.add_argument("--memory", nargs=2, metavar=("REQUEST", "LIMIT"), default=Resources.memory)
     args = parser.parse_args(argv)
@@ -156,7 +168,12 @@ def main(argv: list[str] | None = None) -> int:
     sys.argv[1:] = []
     try:
         isvc = build_inference_service(
-            args.name, args.storage_uri, args.namespace, Resources(tuple(args.cpu), tuple(args.memory)), args.model_version
+            args.name,
+            args.storage_uri,
+            args.namespace,
+            Resources(tuple(args.cpu), tuple(args.memory)),
+            args.model_version,
+            model_sha256=args.model_sha256,
         )
     except InferenceServiceError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -15,6 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "serving" / "inference-service.yaml"
 EXAMPLE_URI = "s3://mlpipeline/mlflow/1/models/m-5f0c2a9e8b7d4c1e9a3f6b2d8c4e7a10/artifacts"
 EXAMPLE_VERSION = "1"
+DIGEST = "3f" * 32
 
 
 def without_comments(text: str) -> str:
@@ -22,7 +23,7 @@ def without_comments(text: str) -> str:
 
 
 def test_committed_example_is_what_the_builder_renders():
-    rendered = to_yaml(build_inference_service("ames-house-prices", EXAMPLE_URI, model_version=EXAMPLE_VERSION))
+    rendered = to_yaml(build_inference_service("ames-house-prices", EXAMPLE_URI, model_version=EXAMPLE_VERSION, model_sha256=DIGEST))
     assert without_comments(EXAMPLE.read_text()) == rendered
 
 
@@ -37,7 +38,7 @@ def test_committed_example_is_what_the_command_prints():
 
 
 def test_fields_match_the_runtime_and_the_cluster_setup():
-    isvc = as_dict(build_inference_service("ames-house-prices", EXAMPLE_URI, model_version="7"))
+    isvc = as_dict(build_inference_service("ames-house-prices", EXAMPLE_URI, model_version="7", model_sha256=DIGEST))
     assert isvc["apiVersion"] == "serving.kserve.io/v1beta1" and isvc["kind"] == "InferenceService"
     assert isvc["metadata"]["name"] == "ames-house-prices"
     assert isvc["metadata"]["namespace"] == "models"
@@ -53,31 +54,40 @@ def test_fields_match_the_runtime_and_the_cluster_setup():
     assert model["protocolVersion"] == "v2"
     assert model["storageUri"] == EXAMPLE_URI
     assert model["resources"] == {"requests": {"cpu": "500m", "memory": "1Gi"}, "limits": {"cpu": "1", "memory": "2Gi"}}
-    assert model["env"] == [{"name": "MODEL_VERSION", "value": "7"}], "the predictor reports it as model_version"
+    assert model["env"] == [
+        {"name": "MODEL_VERSION", "value": "7"},  # the predictor reports it as model_version
+        {"name": "MODEL_SHA256", "value": DIGEST},  # the predictor loads only files with this digest
+    ]
     assert "name" not in model, "the runtime names the container"
 
 
-def test_without_a_version_there_is_no_annotation_or_env():
-    isvc = as_dict(build_inference_service("ames-house-prices", EXAMPLE_URI))
+def test_without_a_version_there_is_no_annotation_and_only_the_digest_in_the_env():
+    isvc = as_dict(build_inference_service("ames-house-prices", EXAMPLE_URI, model_sha256=DIGEST))
     assert isvc["metadata"]["annotations"] == {"serving.kserve.io/deploymentMode": "Standard"}
-    assert "env" not in isvc["spec"]["predictor"]["model"]
+    assert isvc["spec"]["predictor"]["model"]["env"] == [{"name": "MODEL_SHA256", "value": DIGEST}]
+
+
+@pytest.mark.parametrize("digest", ["", "3f" * 31, "3F" * 32, "zz" * 32, None])
+def test_a_service_without_a_well_formed_digest_is_refused(digest):
+    with pytest.raises(InferenceServiceError, match="model_sha256"):
+        build_inference_service("ames-house-prices", EXAMPLE_URI, model_sha256=digest)
 
 
 def test_version_is_a_string_in_the_env():
     """Kubernetes env values are strings; MlflowClient versions may come as ints."""
-    isvc = as_dict(build_inference_service("ames-house-prices", EXAMPLE_URI, model_version=12))
-    assert isvc["spec"]["predictor"]["model"]["env"] == [{"name": "MODEL_VERSION", "value": "12"}]
+    isvc = as_dict(build_inference_service("ames-house-prices", EXAMPLE_URI, model_version=12, model_sha256=DIGEST))
+    assert isvc["spec"]["predictor"]["model"]["env"][0] == {"name": "MODEL_VERSION", "value": "12"}
     assert isvc["metadata"]["annotations"]["kfp-tabular-lifecycle/model-version"] == "12"
 
 
 def test_resources_and_namespace_are_configurable():
-    isvc = as_dict(build_inference_service("m", "s3://b/k", namespace="serving", resources=Resources(("1", "2"), ("2Gi", "4Gi"))))
+    isvc = as_dict(build_inference_service("m", "s3://b/k", namespace="serving", resources=Resources(("1", "2"), ("2Gi", "4Gi")), model_sha256=DIGEST))
     assert isvc["metadata"]["namespace"] == "serving"
     assert isvc["spec"]["predictor"]["model"]["resources"] == {"requests": {"cpu": "1", "memory": "2Gi"}, "limits": {"cpu": "2", "memory": "4Gi"}}
 
 
 def test_typed_object_round_trips_through_yaml():
-    isvc = build_inference_service("ames-house-prices", EXAMPLE_URI)
+    isvc = build_inference_service("ames-house-prices", EXAMPLE_URI, model_sha256=DIGEST)
     assert yaml.safe_load(to_yaml(isvc)) == as_dict(isvc)
 
 
@@ -86,27 +96,27 @@ def test_typed_object_round_trips_through_yaml():
 )
 def test_storage_uri_must_be_s3(uri):
     with pytest.raises(InferenceServiceError, match=r"storage_uri .* is not an s3:// URI"):
-        build_inference_service("ames-house-prices", uri)
+        build_inference_service("ames-house-prices", uri, model_sha256=DIGEST)
 
 
 @pytest.mark.parametrize("name", ["Ames-House-Prices", "ames_house_prices", "1ames", "ames-", "-ames", "", "a" * 64, "ames.house"])
 def test_name_must_be_a_dns_1035_label(name):
     with pytest.raises(InferenceServiceError, match=r"InferenceService name .* is not a DNS-1035 label"):
-        build_inference_service(name, EXAMPLE_URI)
+        build_inference_service(name, EXAMPLE_URI, model_sha256=DIGEST)
 
 
 def test_longest_valid_name_is_accepted():
-    assert as_dict(build_inference_service("a" * 63, EXAMPLE_URI))["metadata"]["name"] == "a" * 63
+    assert as_dict(build_inference_service("a" * 63, EXAMPLE_URI, model_sha256=DIGEST))["metadata"]["name"] == "a" * 63
 
 
 def test_bad_namespace_is_named():
     with pytest.raises(InferenceServiceError, match=r"namespace 'Models' is not a DNS-1035 label"):
-        build_inference_service("ames-house-prices", EXAMPLE_URI, namespace="Models")
+        build_inference_service("ames-house-prices", EXAMPLE_URI, namespace="Models", model_sha256=DIGEST)
 
 
 def test_command_refuses_bad_input_with_a_message():
     done = subprocess.run(
-        [sys.executable, "-m", "serving.inference_service", "--name", "ames_house", "--storage-uri", EXAMPLE_URI],
+        [sys.executable, "-m", "serving.inference_service", "--name", "ames_house", "--storage-uri", EXAMPLE_URI, "--model-sha256", DIGEST],
         cwd=ROOT, capture_output=True, text=True,
     )
     assert done.returncode == 2

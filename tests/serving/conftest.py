@@ -85,12 +85,14 @@ def fit_ames(rows: int = 1200):
 
 
 def register(model, train: pd.DataFrame, name: str) -> str:
-    """Logs and registers as the training pipeline does (skops, signature, input example, aliases)."""
+    """Logs and registers as the training pipeline does (skops, signature, input example, digest tag, aliases)."""
     import mlflow
     import mlflow.sklearn
     import skops.io
     from mlflow import MlflowClient
     from mlflow.models import infer_signature
+
+    from lifecycle.registered_model import MODEL_SHA256_TAG, stored_digest
 
     trusted = sorted(skops.io.get_untrusted_types(data=skops.io.dumps(model)))
     mlflow.set_experiment(name)
@@ -99,7 +101,8 @@ def register(model, train: pd.DataFrame, name: str) -> str:
             sk_model=model, name="model", signature=infer_signature(train, model.predict(train.head(50))),
             input_example=train.head(5), serialization_format="skops", skops_trusted_types=trusted,
         )
-    version = mlflow.register_model(info.model_uri, name).version
+    digest = stored_digest(info.model_uri, model, train.head(5))
+    version = mlflow.register_model(info.model_uri, name, tags={MODEL_SHA256_TAG: digest}).version
     client = MlflowClient()
     client.set_registered_model_alias(name, "champion", version)
     client.set_registered_model_alias(name, "challenger", version)

@@ -22,10 +22,13 @@ from lifecycle.deployment import (
     DeploymentError,
     SmokeTestError,
     deploy_model,
+    deployer_kubeconfig,
     input_example_of,
+    kserve_client,
     smoke_request,
     v2_request,
 )
+from lifecycle.registered_model import MODEL_SHA256_TAG, load_registered
 from pipelines.stack import S3Server, free_port
 from tests.loopback import LoopbackServer, QuietHandler
 from tests.serving.conftest import fit_ames, register, start_server, stop_server
@@ -83,7 +86,7 @@ def predictor(registry):
 
 @pytest.fixture(scope="module")
 def example(registry) -> pd.DataFrame:
-    return input_example_of(f"models:/{MODEL}/{registry['version']}")
+    return input_example_of(load_registered(f"models:/{MODEL}/{registry['version']}"))
 
 
 # ---- the smoke request against the real predictor ---------------------------------------------------
@@ -402,7 +405,8 @@ def test_creates_waits_for_ready_and_for_the_version_to_answer(registry, predict
     created = api.objects[("models", MODEL)]
     model = created["spec"]["predictor"]["model"]
     assert model["storageUri"] == deployment.storage_uri and model["runtime"] == "kfp-tabular-sklearn"
-    assert model["env"] == [{"name": "MODEL_VERSION", "value": registry["version"]}]
+    digest = MlflowClient().get_model_version(MODEL, registry["version"]).tags[MODEL_SHA256_TAG]
+    assert model["env"] == [{"name": "MODEL_VERSION", "value": registry["version"]}, {"name": "MODEL_SHA256", "value": digest}]
     assert created["metadata"]["annotations"]["serving.kserve.io/deploymentMode"] == "Standard"
     assert created["metadata"]["annotations"]["kfp-tabular-lifecycle/model-version"] == registry["version"]
 
@@ -420,7 +424,7 @@ def test_patch_waits_while_the_old_version_answers(registry, predictor):
     served = api.objects[("models", MODEL)]
     assert served["metadata"]["generation"] == 5 and served["status"]["observedGeneration"] == 2
     assert served["spec"]["predictor"]["model"]["storageUri"] == deployment.storage_uri
-    assert served["spec"]["predictor"]["model"]["env"] == [{"name": "MODEL_VERSION", "value": registry["version"]}]
+    assert served["spec"]["predictor"]["model"]["env"][0] == {"name": "MODEL_VERSION", "value": registry["version"]}
 
 
 def test_a_predictor_without_a_version_is_waited_out_like_an_old_one(registry, predictor):
@@ -673,3 +677,47 @@ def test_without_leave_to_list_pods_the_wait_goes_on_to_the_timeout(registry, pr
             deploy(api, smoke, timeout_seconds=0.5)
     assert api.pod_lists() == 1, "a refusal is not asked again"
     assert 'cannot list resource "pods"' in caplog.text and "a pod that cannot start is reported at the timeout" in caplog.text
+
+
+# ---- only the registered files, and only as model-deployer -------------------------------------------
+
+
+def test_a_version_whose_files_changed_in_the_bucket_is_not_deployed(registry, tmp_path):
+    """The bucket's writers can replace model.skops; the digest in the registry cannot be, so the
+    step refuses the version before the InferenceService is touched."""
+    from mlflow import MlflowClient
+
+    from lifecycle.storage import parse_s3_uri, s3_client
+
+    client = MlflowClient()
+    location = parse_s3_uri(client.get_model_version_download_uri(MODEL, registry["version"]) + "/model.skops")
+    s3 = s3_client()
+    original = s3.get_object(location.bucket, location.key).read()
+    tampered = bytearray(original)
+    tampered[len(tampered) // 2] ^= 0x01
+    try:
+        put(s3, location, bytes(tampered))
+        with FakeKubeAPI() as api:
+            with pytest.raises(DeploymentError, match=r"will not be deployed: .*model.skops: sha256 [0-9a-f]{64} does not match the registered sha256"):
+                deploy_model(MODEL, client=kserve_client_for(api.url))
+        assert api.requests == []
+    finally:
+        put(s3, location, original)
+
+
+def put(s3, location, data: bytes) -> None:
+    import io
+
+    s3.put_object(location.bucket, location.key, io.BytesIO(data), len(data))
+
+
+def test_in_a_cluster_the_step_acts_only_as_model_deployer(tmp_path, monkeypatch):
+    monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "10.96.0.1")
+    monkeypatch.setenv("KUBERNETES_SERVICE_PORT", "443")
+    with pytest.raises(DeploymentError, match=r"no model-deployer token at .*model-deployer-token"):
+        kserve_client(tmp_path)
+    (tmp_path / "token").write_text("deployer-token\n")
+    (tmp_path / "ca.crt").write_text("")
+    config = deployer_kubeconfig(tmp_path, "10.96.0.1", "443")
+    assert config["clusters"][0]["cluster"] == {"server": "https://10.96.0.1:443", "certificate-authority": str(tmp_path / "ca.crt")}
+    assert config["users"][0]["user"] == {"token": "deployer-token"}
