@@ -13,9 +13,11 @@ failed, which step failed as far as it can be known:
 - In the cluster, the failed step and its log are in the KFP UI; the message says so.
 
 Sending never fails the run it reports on: network errors and timeouts are logged, and a webhook
-URL that is not http(s) is refused with a message naming the variable, never its value. Nothing in
-the message comes from the environment, URLs in it lose their user:password and query string, and
-the values in it are escaped so that Slack shows them as text (no mentions, no links).
+URL that is not http(s) is refused with a message naming the variable, never its value. The post
+follows no redirect (a 3xx is reported, with its Location masked) and has a deadline for the whole
+exchange. Nothing in the message comes from the environment, URLs in it have their credentials and
+query values masked (lifecycle.urls), and the values in it are escaped so that Slack shows them as
+text (no mentions, no links).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import json
 import logging
 import os
 import re
+import threading
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -31,6 +34,8 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+from lifecycle.urls import mask_credentials
 
 log = logging.getLogger(__name__)
 
@@ -46,8 +51,7 @@ REGISTRY_READ_SETTINGS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1", "MLFLOW_HTTP_R
 # Slack refuses a section with more than 10 fields or a text over 3000 characters.
 MAX_FIELDS = 10
 MAX_TEXT = 2900
-
-_URL = re.compile(r"\b([a-zA-Z][a-zA-Z0-9+.-]*://)([^\s/?#@]*@)?([^\s?#]*)(\?[^\s#]*)?(#\S*)?")
+MAX_LOCATION = 200  # characters of a redirect's Location quoted in the report
 
 
 @dataclass
@@ -178,21 +182,16 @@ def gather_outcome(
     try:
         import mlflow
 
-        outcome.tracking_uri = mlflow.get_tracking_uri()
+        outcome.tracking_uri = mask_credentials(mlflow.get_tracking_uri())
         with _environment_defaults(REGISTRY_READ_SETTINGS):
             outcome.registration = registered_by_run(model_name, run_id, client)
     except Exception as exc:  # the notification still goes out, saying what could not be read
-        outcome.registry_problem = f"{type(exc).__name__}: {exc}"
+        outcome.registry_problem = redact(f"{type(exc).__name__}: {exc}")  # MLflow's errors quote the URI
         log.warning("could not read the registry: %s", outcome.registry_problem)
     return outcome
 
 
 # ---- the message -------------------------------------------------------------------------------
-
-
-def strip_url_secrets(text: str) -> str:
-    """URLs keep scheme, host and path; user:password@ and ?query (tokens, signatures) go."""
-    return _URL.sub(lambda m: m.group(1) + m.group(3) + (m.group(5) or ""), text)
 
 
 def secret_value(name: str, environ: dict[str, str] | None = None) -> str:
@@ -204,14 +203,14 @@ def secret_value(name: str, environ: dict[str, str] | None = None) -> str:
 
 def redact(text: str, environ: dict[str, str] | None = None) -> str:
     text = str(text)
-    # Values first: stripping URLs first would cut a secret URL's query off and leave the rest
-    # (a Slack webhook's path is its token) unmatched.
+    # Values first: masking URLs first would change a secret URL's query and leave the rest
+    # (a Slack webhook's path is its token) unmatched. A URL may also be quoted without its query.
     for name in SECRET_ENV:
         value = secret_value(name, environ)
-        for form in dict.fromkeys((value, strip_url_secrets(value))):
+        for form in dict.fromkeys((value, mask_credentials(value), value.partition("?")[0])):
             if len(form) >= 4:
                 text = text.replace(form, f"[{name}]")
-    return strip_url_secrets(text)
+    return mask_credentials(text)
 
 
 def slack_escape(text: str) -> str:
@@ -326,24 +325,61 @@ def webhook_problem(url: str) -> str:
     return ""
 
 
+class _RefuseRedirects(urllib.request.HTTPRedirectHandler):
+    """A webhook that redirects is misconfigured or hostile: the message (and the POST's destination)
+    must not move to a host the Secret does not name. urllib raises the 3xx as an HTTPError instead."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        return None
+
+
+_OPENER = urllib.request.build_opener(_RefuseRedirects)
+
+
+def _post(request: urllib.request.Request, timeout: float) -> int:
+    with _OPENER.open(request, timeout=timeout) as response:
+        return response.status
+
+
 def post_message(url: str, message: dict, timeout: float = POST_TIMEOUT_SECONDS) -> tuple[bool, str]:
-    """POSTs the JSON; returns (delivered, what happened). Never raises, never repeats the URL (it is a secret)."""
+    """POSTs the JSON; returns (delivered, what happened). Never raises, never repeats the URL (it is a secret).
+
+    `timeout` bounds the whole exchange: the socket timeout alone restarts with every byte, so a
+    server that drips its answer would hold the exit handler for as long as it likes.
+    """
     problem = webhook_problem(url)
     if problem:
         return False, f"webhook URL {problem}"
     host = urllib.parse.urlsplit(url).hostname
-    try:
-        request = urllib.request.Request(
-            url, data=json.dumps(message).encode(), method="POST", headers={"Content-Type": "application/json"}
-        )
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            return True, f"webhook at {host} answered HTTP {response.status}"
-    except urllib.error.HTTPError as exc:
+    request = urllib.request.Request(
+        url, data=json.dumps(message).encode(), method="POST", headers={"Content-Type": "application/json"}
+    )
+    outcome: dict[str, Any] = {}
+
+    def attempt() -> None:
+        try:
+            outcome["status"] = _post(request, timeout)
+        except BaseException as exc:  # handed to the caller's thread below
+            outcome["error"] = exc
+
+    worker = threading.Thread(target=attempt, name="webhook-post", daemon=True)
+    worker.start()
+    worker.join(timeout)
+    if worker.is_alive():  # the daemon thread is abandoned; the process does not wait for it
+        return False, f"webhook at {host} not reached: no complete answer within {timeout:g} s"
+    exc = outcome.get("error")
+    if exc is None:
+        return True, f"webhook at {host} answered HTTP {outcome['status']}"
+    if isinstance(exc, urllib.error.HTTPError):
+        if 300 <= exc.code < 400:
+            location = ((exc.headers or {}).get("Location") or "(none)").replace(url, "[webhook URL]")
+            location = "".join(c if c.isprintable() else "?" for c in redact(location))[:MAX_LOCATION]
+            return False, f"webhook at {host} answered HTTP {exc.code} redirecting to {location}; redirects are not followed"
         return False, f"webhook at {host} answered HTTP {exc.code}"
-    except Exception as exc:  # unreachable, timed out, malformed URL: the run's result stands
-        # The URL may have come as an argument rather than from the environment redact reads.
-        reason = str(getattr(exc, "reason", exc)).replace(url, "[webhook URL]")
-        return False, f"webhook at {host} not reached: {type(exc).__name__}: {redact(reason)}"
+    # Unreachable, timed out, malformed URL: the run's result stands. The URL may have come as an
+    # argument rather than from the environment redact reads.
+    reason = str(getattr(exc, "reason", exc)).replace(url, "[webhook URL]")
+    return False, f"webhook at {host} not reached: {type(exc).__name__}: {redact(reason)}"
 
 
 def send_notification(outcome: RunOutcome, webhook_url: str | None = None, timeout: float = POST_TIMEOUT_SECONDS) -> dict:

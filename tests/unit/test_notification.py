@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import re
+import threading
 import time
 
 import pytest
@@ -24,9 +25,10 @@ from lifecycle.notification import (
     send_notification,
     slack_escape,
     steps_in_pipeline_root,
-    strip_url_secrets,
 )
+from lifecycle.urls import mask_credentials
 from pipelines.stack import free_port
+from tests.loopback import LoopbackServer, QuietHandler
 from tests.webhook import Webhook
 
 REGISTRATION = {
@@ -171,15 +173,16 @@ def test_metric_formatting():
 @pytest.mark.parametrize(
     "text, clean",
     [
-        ("http://user:pa55@mlflow.example:5000/api", "http://mlflow.example:5000/api"),
-        ("s3://AKIA:secret@bucket/key?X-Amz-Signature=abc", "s3://bucket/key"),
-        ("see https://hooks.slack.com/services/T0/B0/xyz?token=t#frag now", "see https://hooks.slack.com/services/T0/B0/xyz#frag now"),
+        ("http://user:pa55@mlflow.example:5000/api", "http://***@mlflow.example:5000/api"),
+        ("s3://AKIA:secret@bucket/key?X-Amz-Signature=abc", "s3://***@bucket/key?X-Amz-Signature=***"),
+        ("see https://hooks.slack.com/services/T0/B0/xyz?token=t#frag now", "see https://hooks.slack.com/services/T0/B0/xyz?token=***#frag now"),
+        ("registry postgresql://u:p@ss@db/mlflow refused", "registry postgresql://***@db/mlflow refused"),
         ("models:/ames-house-prices/3", "models:/ames-house-prices/3"),
         ("no url here", "no url here"),
     ],
 )
-def test_urls_lose_userinfo_and_query(text, clean):
-    assert strip_url_secrets(text) == clean
+def test_urls_in_messages_lose_their_credentials(text, clean):
+    assert redact(text, environ={}) == clean
 
 
 def test_environment_secret_values_are_masked():
@@ -197,6 +200,21 @@ def test_tracking_uri_credentials_never_reach_the_message():
     assert "sentinel" not in text and "mlflow.example" in text
 
 
+def test_the_gathered_tracking_uri_is_masked(monkeypatch, tmp_path):
+    """The outcome is logged and returned as it is gathered, before any message is built."""
+    import mlflow
+
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")
+    mlflow.set_tracking_uri(f"http://admin:p@ss-sentinel@127.0.0.1:{free_port()}")
+    try:
+        outcome = gather_outcome({"state": "SUCCEEDED"}, "m", "r", "job", pipeline_root=str(tmp_path))
+    finally:
+        mlflow.set_tracking_uri(None)
+    assert outcome.tracking_uri.startswith("http://***@127.0.0.1:")
+    assert "sentinel" not in json.dumps(outcome.to_dict())
+
+
 @pytest.mark.parametrize(
     "value", ["hooks.slack.com/services/T0/B0/SECRETTOKEN123\n", "https://hooks.slack.com/services/T0/B0/SECRETTOKEN123?x=1\n"]
 )
@@ -205,7 +223,8 @@ def test_the_webhook_url_is_masked_as_it_is_sent_stripped(value):
     env = {"NOTIFY_WEBHOOK_URL": value}
     assert redact(f"posting to {stripped} failed", env) == "posting to [NOTIFY_WEBHOOK_URL] failed"
     # the form a URL takes once its query is gone is masked too: for Slack the path is the secret
-    assert "SECRETTOKEN123" not in redact(f"posting to {strip_url_secrets(stripped)} failed", env)
+    assert "SECRETTOKEN123" not in redact(f"posting to {mask_credentials(stripped)} failed", env)
+    assert "SECRETTOKEN123" not in redact(f"posting to {stripped.partition('?')[0]} failed", env)
 
 
 def test_redact_reads_the_process_environment_by_default(monkeypatch):
@@ -374,3 +393,63 @@ def test_a_webhook_url_that_cannot_be_posted_to_is_refused_by_name(monkeypatch, 
 def test_post_message_never_repeats_a_url_it_was_given():
     sent, detail = post_message("hooks.example/SECRETTOKEN123", {"text": "x"})
     assert (sent, detail) == (False, "webhook URL does not start with https:// (or http://)")
+
+
+class Redirector(LoopbackServer):
+    """Answers every POST with `code` and a Location header."""
+
+    def __init__(self, location: str, code: int = 302):
+        class Handler(QuietHandler):
+            def do_POST(self):
+                self.body()
+                self.send_response(code)
+                self.send_header("Location", location)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+        super().__init__(Handler)
+        self.thread.start()
+
+
+@pytest.mark.parametrize("code", [301, 302, 303, 307, 308])
+def test_a_redirect_is_reported_and_not_followed(code):
+    target = Webhook(path="/elsewhere")
+    location = target.url.replace("http://", "http://user:s3cret-pw@") + "?token=sentinel-token"
+    redirector = Redirector(location, code)
+    try:
+        sent, detail = post_message(redirector.url + "/hook/secret-path", {"text": "x"})
+    finally:
+        redirector.close()
+        target.close()
+    assert target.posts == []  # the second server received nothing
+    masked = target.url.replace("http://", "http://***@") + "?token=***"
+    assert not sent and detail == (
+        f"webhook at 127.0.0.1 answered HTTP {code} redirecting to {masked}; "
+        "redirects are not followed"
+    )
+
+
+def test_a_webhook_that_drips_its_answer_is_given_up_on_at_the_deadline():
+    """Each byte arrives well within the socket timeout; the whole answer would take 20 s."""
+    stop = threading.Event()
+
+    class Dripper(QuietHandler):
+        def do_POST(self):
+            self.body()
+            for byte in b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n":
+                if stop.wait(0.5):
+                    return
+                self.wfile.write(bytes([byte]))
+                self.wfile.flush()
+
+    server = LoopbackServer(Dripper)
+    server.thread.start()
+    try:
+        started = time.monotonic()
+        sent, detail = post_message(server.url + "/hook", {"text": "x"}, timeout=1.5)
+        elapsed = time.monotonic() - started
+    finally:
+        stop.set()
+        server.close()
+    assert not sent and detail == "webhook at 127.0.0.1 not reached: no complete answer within 1.5 s"
+    assert elapsed < 3
