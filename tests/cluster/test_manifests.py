@@ -9,6 +9,7 @@ rendered offline (kubectl would git-fetch them), so their refs are checked as te
 
 from __future__ import annotations
 
+import base64
 import copy
 import http.client
 import json
@@ -533,20 +534,34 @@ def test_pods_run_as_the_user_the_images_are_built_for(objects):
     assert runtime_container["securityContext"]["runAsUser"] == dockerfile_user("serving/Dockerfile")
 
 
-def get(port: int, path: str, host: str) -> tuple[int, bytes]:
+def get(port: int, path: str, host: str, auth: tuple[str, str] | None = None) -> tuple[int, bytes]:
+    headers = {"Host": host}
+    if auth:
+        headers["Authorization"] = "Basic " + base64.b64encode(":".join(auth).encode()).decode()
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     try:
-        connection.request("GET", path, headers={"Host": host})
+        connection.request("GET", path, headers=headers)
         response = connection.getresponse()
         return response.status, response.read()
     finally:
         connection.close()
 
 
+# What scripts/cluster-up.sh puts into the Secrets the MLflow pod reads (here: fixed test values).
+TEST_SECRET_VALUES = {
+    "MLFLOW_AUTH_ADMIN_USERNAME": "admin",
+    "MLFLOW_AUTH_ADMIN_PASSWORD": "test-admin-" + "a1" * 12,
+    "MLFLOW_FLASK_SERVER_SECRET_KEY": "test-session-key",
+    "AWS_ACCESS_KEY_ID": "unused-here",
+    "AWS_SECRET_ACCESS_KEY": "unused-here",
+}
+
+
 @pytest.fixture
 def mlflow_server_from_manifest(objects, tmp_path):
     """The Deployment's command line, run here: loopback instead of 0.0.0.0, a free port, the
-    database in tmp_path instead of the PVC; environment from the manifest, dummy S3 keys."""
+    database in tmp_path instead of the PVC, the auth config from the ConfigMap with the same
+    substitution; environment from the manifest, Secret values from TEST_SECRET_VALUES."""
     container = mlflow_container(objects)
     port = free_port()
     data_mount = next(m for m in container["volumeMounts"] if m["name"] == "data")["mountPath"]
@@ -561,7 +576,16 @@ def mlflow_server_from_manifest(objects, tmp_path):
         args.append(arg.replace(data_mount, str(tmp_path / "data")))
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "AWS_"))}
     env.update({e["name"]: e["value"] for e in container["env"] if "value" in e})
-    env.update(AWS_ACCESS_KEY_ID="unused-here", AWS_SECRET_ACCESS_KEY="unused-here", HOME=str(tmp_path / "home"))
+    for entry in container["env"]:
+        if "valueFrom" in entry:
+            env[entry["name"]] = TEST_SECRET_VALUES[entry["valueFrom"]["secretKeyRef"]["key"]]
+    env["HOME"] = str(tmp_path / "home")
+    config_dir = Path(env["MLFLOW_AUTH_CONFIG_PATH"]).parent
+    config_map = find(objects, "ConfigMap", "mlflow-auth", "mlflow")["data"]
+    (tmp_path / "auth").mkdir()
+    for name, text in config_map.items():
+        (tmp_path / "auth" / name).write_text(text.replace(data_mount, str(tmp_path / "data")))
+    env["MLFLOW_AUTH_CONFIG_PATH"] = env["MLFLOW_AUTH_CONFIG_PATH"].replace(str(config_dir), str(tmp_path / "auth"))
     command = [sys.executable, *container["command"][1:], *args]
     log = (tmp_path / "mlflow.log").open("wb")
     process = subprocess.Popen(command, env=env, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
@@ -578,7 +602,7 @@ def mlflow_server_from_manifest(objects, tmp_path):
             if time.monotonic() > deadline:
                 pytest.fail(f"mlflow server not healthy after 90 s:\n{(tmp_path / 'mlflow.log').read_text()[-3000:]}")
             time.sleep(0.5)
-        yield port, container
+        yield port, container, env
     finally:
         # Its own session: the uvicorn workers go with it.
         os.killpg(process.pid, signal.SIGTERM)
@@ -590,21 +614,67 @@ def mlflow_server_from_manifest(objects, tmp_path):
         log.close()
 
 
+ADMIN = (TEST_SECRET_VALUES["MLFLOW_AUTH_ADMIN_USERNAME"], TEST_SECRET_VALUES["MLFLOW_AUTH_ADMIN_PASSWORD"])
+EXPERIMENT_0 = "/api/2.0/mlflow/experiments/get?experiment_id=0"
+
+
 @pytest.mark.integration
 def test_mlflow_server_accepts_the_service_names_and_refuses_other_hosts(mlflow_server_from_manifest, objects):
-    port, container = mlflow_server_from_manifest
+    port, container, _ = mlflow_server_from_manifest
     artifact_root = option(container["args"], "default-artifact-root")
     allowed = next(e["value"] for e in container["env"] if e["name"] == "MLFLOW_SERVER_ALLOWED_HOSTS").split(",")
     tracking = urlsplit(find(objects, "ConfigMap", "mlflow-client", "kubeflow")["data"]["MLFLOW_TRACKING_URI"])
     # What pipeline steps (tracking URI), other pods (short names) and port-forward send as Host.
     for host in {tracking.netloc, "mlflow.mlflow:5000", "mlflow:5000", "localhost:5000", *[h for h in allowed if "*" not in h]}:
-        status, body = get(port, "/api/2.0/mlflow/experiments/get?experiment_id=0", host)
+        status, body = get(port, EXPERIMENT_0, host, ADMIN)
         assert status == 200, f"Host {host}: {status} {body[:200]!r}"
         assert json.loads(body)["experiment"]["artifact_location"].startswith(artifact_root)
-    status, _ = get(port, "/api/2.0/mlflow/experiments/get?experiment_id=0", "mlflow.attacker.example")
+    status, _ = get(port, EXPERIMENT_0, "mlflow.attacker.example", ADMIN)
     assert status == 403
-    # The kubelet probes with the pod IP as Host; /health is exempt from the host check.
+    # The kubelet probes with the pod IP as Host, without credentials; /health is exempt from both checks.
     assert get(port, "/health", "10.244.0.17:5000")[0] == 200
+
+
+@pytest.mark.integration
+def test_mlflow_server_requires_a_user_and_cluster_up_creates_the_pipelines_one(mlflow_server_from_manifest, tmp_path):
+    """Without credentials, or with wrong ones, nothing is read or written; the user cluster-up.sh
+    creates (its own script, run as in the pod: admin credentials from the environment, the new
+    user on stdin) may then create an experiment, and a second run of the script keeps it working."""
+    port, _, env = mlflow_server_from_manifest
+    assert get(port, EXPERIMENT_0, "localhost")[0] == 401
+    assert get(port, EXPERIMENT_0, "localhost", ("admin", "wrong-password-123"))[0] == 401
+    script = subprocess.run(
+        ["bash", "-c", f'source "{CLUSTER_SCRIPTS[0]}"; printf "%s" "$MLFLOW_USER_SCRIPT"'],
+        capture_output=True, text=True, check=True,
+    ).stdout
+    user = {"username": "kfp-pipelines", "password": "b2" * 24}
+    pod_env = {**env, "MLFLOW_URL": f"http://127.0.0.1:{port}"}
+    for expected in ("created MLflow user kfp-pipelines", "exists; password set from its Secret"):
+        done = subprocess.run([sys.executable, "-c", script], input=json.dumps(user), env=pod_env,
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0 and expected in done.stdout, done.stdout + done.stderr
+    credentials = (user["username"], user["password"])
+    assert get(port, EXPERIMENT_0, "localhost", credentials)[0] == 200
+    import mlflow
+
+    client_env = {"MLFLOW_TRACKING_USERNAME": user["username"], "MLFLOW_TRACKING_PASSWORD": user["password"]}
+    old = {k: os.environ.get(k) for k in client_env}
+    os.environ.update(client_env)
+    try:
+        client = mlflow.MlflowClient(tracking_uri=f"http://127.0.0.1:{port}")
+        experiment_id = client.create_experiment("written-by-the-pipelines-user")
+        assert client.get_experiment(experiment_id).name == "written-by-the-pipelines-user"
+        # Not an admin: it cannot make users.
+        from mlflow.server import get_app_client
+
+        with pytest.raises(mlflow.exceptions.MlflowException, match="Permission denied|PERMISSION_DENIED"):
+            get_app_client("basic-auth", tracking_uri=f"http://127.0.0.1:{port}").create_user("intruder", "c3" * 12)
+    finally:
+        for key, value in old.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 # --- scripts -------------------------------------------------------------------------------------
