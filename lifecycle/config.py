@@ -8,11 +8,13 @@ rule off.
 from __future__ import annotations
 
 import json
+import math
+from numbers import Real
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from lifecycle.expressions import ExpressionError, column_names
 
@@ -33,6 +35,30 @@ METRIC_DIRECTIONS = {
 
 class ConfigError(ValueError):
     """A data-set config that is not well formed."""
+
+
+def check_margin(value: Any, where: str) -> float:
+    """`value` as a promotion margin: a finite number, at least 0. Raises ConfigError naming `where`.
+
+    The margin is how much better than the champion a challenger must be: a negative one promotes a
+    worse model, NaN makes every comparison false and infinity promotes nothing. It enters as a
+    config field, a pipeline parameter and a command-line flag; each calls this. Text is read as a
+    number (a flag's value); a boolean is not a number here.
+    """
+    number = None
+    if isinstance(value, str):
+        try:
+            number = float(value)
+        except ValueError:
+            pass
+    elif isinstance(value, Real) and not isinstance(value, bool):
+        number = float(value)
+    if number is None or not math.isfinite(number) or number < 0:
+        raise ConfigError(
+            f"{where} must be a finite number at least 0 (how much better than the champion a challenger "
+            f"must be), not {value!r}"
+        )
+    return number + 0.0  # -0.0 as 0.0
 
 
 class _Strict(BaseModel):
@@ -107,7 +133,12 @@ class Registry(_Strict):
     model_name: str
     metric: str
     # The challenger must beat the champion by this much on `metric` to be promoted.
-    margin: float = Field(default=0.0, ge=0)
+    margin: float = 0.0
+
+    @field_validator("margin", mode="before")
+    @classmethod
+    def _sane_margin(cls, value: Any) -> float:
+        return check_margin(value, "registry.margin")
 
     @model_validator(mode="after")
     def _known_metric(self) -> "Registry":
@@ -221,7 +252,7 @@ def parse_config(raw: dict[str, Any] | str, source: str = "config") -> DatasetCo
         lines = []
         for err in exc.errors():
             field = ".".join(str(part) for part in err["loc"]) or "(top level)"
-            message = "unknown field" if err["type"] == "extra_forbidden" else err["msg"]
+            message = "unknown field" if err["type"] == "extra_forbidden" else err["msg"].removeprefix("Value error, ")
             lines.append(f"  {field}: {message}")
         raise ConfigError(f"{source} is not a valid data-set config:\n" + "\n".join(lines)) from None
 

@@ -73,6 +73,16 @@ def print_restored():
         builtins.print = original
 
 
+def margin_value(text: str) -> float:
+    """argparse `type` for a promotion margin; argparse names the flag before the refusal."""
+    from lifecycle.config import ConfigError, check_margin
+
+    try:
+        return check_margin(text, "value")
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def latest_run_dir(workdir: Path, pipeline: str) -> Path | None:
     runs = sorted((workdir / "pipeline_root").glob(f"{pipeline}-*"))
     return runs[-1].resolve() if runs else None
@@ -83,11 +93,12 @@ def run_training(config, workdir: Path, data_uri: str | None = None, model_name:
 
     `config` is a DatasetConfig or the path of its YAML file.
     """
-    from lifecycle.config import DatasetConfig, config_as_json, load_config
+    from lifecycle.config import DatasetConfig, check_margin, config_as_json, load_config
     from pipelines.training import training
 
     if not isinstance(config, DatasetConfig):
         config = load_config(config)
+    margin = config.registry.margin if margin is None else check_margin(margin, "margin")
     # kfp.local runs ParallelFor iterations as concurrent processes on this one machine; OpenMP
     # (HistGradientBoosting) spinning in every one of them oversubscribes the cores and runs
     # many times slower than one thread each.
@@ -106,7 +117,7 @@ def run_training(config, workdir: Path, data_uri: str | None = None, model_name:
             config=config_as_json(config),
             data_uri=data_uri,
             model_name=name,
-            promotion_margin=config.registry.margin if margin is None else margin,
+            promotion_margin=margin,
             git_commit=git_commit(),
         )
     # The steps run inside an exit handler, from which KFP returns no pipeline outputs.
@@ -132,6 +143,8 @@ def run_scoring(input_uri: str, model_name: str, workdir: Path, alias: str = "ch
 
 
 def print_summary(registration: dict, seconds: float, workdir: Path) -> None:
+    from lifecycle.urls import mask_credentials
+
     promotion = registration["promotion"]
     print()
     print(f"model      {registration['model_name']} version {registration['version']}")
@@ -139,7 +152,7 @@ def print_summary(registration: dict, seconds: float, workdir: Path) -> None:
     print(f"promotion  {promotion['reason']}")
     for name, value in sorted(registration["metrics"].items()):
         print(f"{name:<14} {value:.4f}")
-    print(f"tracking   {os.environ['MLFLOW_TRACKING_URI']} (run {registration['run_id']})")
+    print(f"tracking   {mask_credentials(os.environ['MLFLOW_TRACKING_URI'])} (run {registration['run_id']})")
     run_dir = latest_run_dir(workdir, "training")
     if run_dir:
         print(f"reports    {run_dir / 'evaluate-model' / 'report'} (HTML)")
@@ -159,7 +172,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         sub.add_argument("--workdir", default=DEFAULT_WORKDIR, help=f"pipeline root and default MLflow store (default {DEFAULT_WORKDIR})")
         sub.add_argument("--json", action="store_true", help="print the result as JSON")
     train.add_argument("--data-uri", help="override the config's data_uri (local path or s3://)")
-    train.add_argument("--margin", type=float, help="override the config's registry.margin")
+    train.add_argument("--margin", type=margin_value, help="override the config's registry.margin (a finite number >= 0)")
     score.add_argument("--input-uri", help="rows to score (default: the config's data_uri)")
     score.add_argument("--alias", default="champion", help="model alias to score with (default champion)")
     score.add_argument("--chunk-rows", type=int, default=50000, help="rows per chunk (bounds memory)")

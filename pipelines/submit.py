@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import subprocess
 import sys
 import tempfile
@@ -38,14 +37,13 @@ from pathlib import Path
 
 import yaml
 
+from lifecycle.urls import mask_credentials
+
 ROOT = Path(__file__).resolve().parents[1]
 HEALTH_PATH = "/apis/v2beta1/healthz"
 TERMINAL_STATES = frozenset({"SUCCEEDED", "FAILED", "SKIPPED", "CANCELED"})
 EXIT_FAILED = 1
 EXIT_USAGE = 2
-# user:password@ after the scheme (or at the start of a host given without one); greedy up to the
-# last @ before the path, as a password may contain an unencoded @.
-_USERINFO = re.compile(r"^(\s*[a-zA-Z][a-zA-Z0-9+.-]*://)?[^/?#\s]*@")
 
 
 class SubmitError(Exception):
@@ -117,6 +115,19 @@ def pipeline_name_of(package: Path) -> str:
     return load_package(package)["pipelineInfo"]["name"]
 
 
+def _margin(value, where: str) -> float:
+    from lifecycle.config import ConfigError, check_margin
+
+    try:
+        return check_margin(value, where)
+    except ConfigError as exc:
+        raise SubmitError(str(exc)) from None
+
+
+# Parameters whose value is checked beyond its type before a run starts with it.
+CHECKED_PARAMS = {"promotion_margin": _margin}
+
+
 def coerce(name: str, text: str, parameter_type: str):
     """A --param value as the type the pipeline declares for it."""
     try:
@@ -153,6 +164,8 @@ def parse_params(pairs: list[str], inputs: dict[str, dict]) -> dict:
         if name in params:
             raise SubmitError(f"--param {name}: given twice")
         params[name] = coerce(name, text, inputs[name].get("parameterType", "STRING"))
+        if name in CHECKED_PARAMS:
+            params[name] = CHECKED_PARAMS[name](params[name], f"--param {name}")
     return params
 
 
@@ -178,12 +191,11 @@ def config_params(config_path: Path, inputs: dict[str, dict]) -> dict:
 
 
 def display_url(url: str) -> str:
-    """`url` fit to print or log: user:password@ and the query (tokens) go, the #/ route of a UI link stays.
+    """`url` fit to print or log: credentials and query values masked, the #/ route of a UI link kept.
 
-    Works on the text, not urlsplit, so that a malformed host is shown redacted instead of raising.
+    Works on the text, not urlsplit, so that a malformed host is shown masked instead of raising.
     """
-    base, hash_, fragment = _USERINFO.sub(lambda m: m.group(1) or "", url).partition("#")
-    return base.partition("?")[0] + hash_ + fragment
+    return mask_credentials(url)
 
 
 def host_problem(host: str) -> str:
@@ -223,10 +235,10 @@ def check_health(host: str, attempts: int = 5, delay: float = 2.0, timeout: floa
             last = str(getattr(exc, "reason", exc))
         if attempt < attempts:
             time.sleep(delay)
-    raise Unreachable(
-        f"cannot reach the KFP API at {display_url(host)} ({display_url(url)}: {last}, {attempts} attempts). "
+    raise Unreachable(mask_credentials(
+        f"cannot reach the KFP API at {host} ({url}: {last}, {attempts} attempts). "
         "Is it port-forwarded? kubectl -n kubeflow port-forward svc/ml-pipeline 8888:8888"
-    )
+    ))
 
 
 # ---------------------------------------------------------------- run outcome
@@ -294,7 +306,7 @@ def wait_for_run(client, run_id: str, timeout: float, poll: float = 10.0, max_ap
             errors += 1
             if errors >= max_api_errors:
                 raise
-            print(f"  API error while polling ({errors}/{max_api_errors}): {exc}", file=sys.stderr)
+            print(mask_credentials(f"  API error while polling ({errors}/{max_api_errors}): {exc}"), file=sys.stderr)
             run = None
         if run is not None:
             state = _state(run.state)
@@ -440,8 +452,8 @@ def submit(args: argparse.Namespace, package: Path) -> int:
     )
     # The printed link and the summary end up in CI logs and artifacts: no credentials in them.
     url = display_url(f"{(args.ui_host or args.host).rstrip('/')}/#/runs/details/{run.run_id}")
-    submission = Submission(display_url(args.host), pipeline_id, version_id, version_name, experiment.experiment_id, run.run_id, url,
-                            {k: (v if k != "config" else "<config JSON>") for k, v in params.items()})
+    shown = {k: "<config JSON>" if k == "config" else mask_credentials(v) if isinstance(v, str) else v for k, v in params.items()}
+    submission = Submission(display_url(args.host), pipeline_id, version_id, version_name, experiment.experiment_id, run.run_id, url, shown)
     print(f"run id     {run.run_id}")
     print(f"run url    {url}")
     write_summary(args.summary_json, submission)
@@ -459,9 +471,10 @@ def submit(args: argparse.Namespace, package: Path) -> int:
         write_summary(args.summary_json, submission)
         print(f"run {run.run_id} SUCCEEDED")
         return 0
-    submission.failed_tasks = [asdict(t) for t in failed_tasks(finished)]
+    # A failed step's message may quote a URI it was given (a tracking or storage URI).
+    submission.failed_tasks = [{k: mask_credentials(v) for k, v in asdict(t).items()} for t in failed_tasks(finished)]
     write_summary(args.summary_json, submission)
-    print(f"error: {describe_failure(finished)}", file=sys.stderr)
+    print(f"error: {mask_credentials(describe_failure(finished))}", file=sys.stderr)
     return EXIT_FAILED
 
 
@@ -473,7 +486,7 @@ def main(argv: list[str] | None = None) -> int:
                 return submit(args, compile_package(args.pipeline, args.image, Path(scratch)))
         return submit(args, args.package or ROOT / "compiled" / f"{args.pipeline}.yaml")
     except (SubmitError, Unreachable) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(mask_credentials(f"error: {exc}"), file=sys.stderr)
         return EXIT_USAGE
     except subprocess.CalledProcessError as exc:
         print(f"error: compiling failed ({exc})", file=sys.stderr)

@@ -1,8 +1,9 @@
 import json
+import math
 
 import pytest
 
-from lifecycle.config import ConfigError, config_as_json, load_config, parse_config
+from lifecycle.config import ConfigError, check_margin, config_as_json, load_config, parse_config
 
 
 def test_bundled_configs_load(ames_config, telco_config):
@@ -93,3 +94,37 @@ def test_bounds_in_the_wrong_order_are_named(ames_config):
     raw["columns"]["Year_Built"].update(min=2000, max=2000)
     raw["processing"]["clip"]["Lot_Area"] = [5000, 5000]
     parse_config(raw)  # equal bounds are a constant, not a contradiction
+
+
+@pytest.mark.parametrize("margin", [-0.01, -1, float("nan"), float("inf"), float("-inf"), "nan", "1e309", True, None, "much"])
+def test_a_margin_that_would_promote_a_worse_model_or_none_is_refused(ames_config, margin):
+    raw = ames_config.model_dump(mode="json")
+    raw["registry"]["margin"] = margin
+    with pytest.raises(ConfigError, match=r"registry\.margin: registry\.margin must be a finite number at least 0 .*not "):
+        parse_config(raw)
+
+
+def test_a_margin_in_a_yaml_file_is_checked(tmp_path, ames_config):
+    raw = ames_config.model_dump(mode="json")
+    text = json.dumps(raw).replace('"margin": 0.0', '"margin": -0.5')  # JSON is YAML
+    path = tmp_path / "config.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=r"registry\.margin must be a finite number at least 0 .*not -0\.5"):
+        load_config(path)
+    path.write_text(text.replace('"margin": -0.5', '"margin": .inf'))
+    with pytest.raises(ConfigError, match=r"not inf"):
+        load_config(path)
+
+
+@pytest.mark.parametrize(("value", "margin"), [(0, 0.0), (0.01, 0.01), ("0.02", 0.02), ("-0", 0.0), (2, 2.0)])
+def test_check_margin_takes_finite_numbers_at_least_zero(value, margin):
+    checked = check_margin(value, "promotion_margin")
+    assert checked == margin and isinstance(checked, float) and math.copysign(1, checked) == 1
+
+
+@pytest.mark.parametrize("value", [-1e-9, float("nan"), float("inf"), "-0.1", "inf", "", False])
+def test_check_margin_names_where_the_value_came_from(value):
+    with pytest.raises(ConfigError) as refused:
+        check_margin(value, "pipeline parameter promotion_margin")
+    assert str(refused.value).startswith("pipeline parameter promotion_margin must be a finite number at least 0")
+    assert str(refused.value).endswith(f"not {value!r}")

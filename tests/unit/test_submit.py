@@ -62,6 +62,18 @@ def test_an_unknown_param_names_the_ones_the_pipeline_takes(training_inputs):
     assert "config, data_uri" in message and "model_name" in message
 
 
+@pytest.mark.parametrize("text", ["-0.01", "nan", "inf", "-inf", "1e999"])
+def test_a_margin_that_would_promote_a_worse_model_is_refused(training_inputs, text):
+    with pytest.raises(submit.SubmitError, match=rf"^--param promotion_margin must be a finite number at least 0 .*not {float(text)!r}$"):
+        submit.parse_params([f"promotion_margin={text}"], training_inputs)
+
+
+def test_main_refuses_a_negative_margin_before_contacting_the_server(capsys):
+    code = submit.main(["--host", "http://127.0.0.1:9", "--experiment", "e2e", "--param", "promotion_margin=-1"])
+    assert code == 2
+    assert "--param promotion_margin must be a finite number at least 0" in capsys.readouterr().err
+
+
 def test_a_badly_typed_value_names_the_parameter_and_type(training_inputs):
     with pytest.raises(submit.SubmitError, match=r"promotion_margin='lots': NUMBER_DOUBLE"):
         submit.parse_params(["promotion_margin=lots"], training_inputs)
@@ -226,10 +238,10 @@ def test_main_checks_params_before_contacting_the_server(capsys):
 @pytest.mark.parametrize(
     ("url", "shown"),
     [
-        ("http://user:secretpw@127.0.0.1:1", "http://127.0.0.1:1"),
-        ("https://u:p@ss@kfp.example/x?token=secret#/runs/details/r1", "https://kfp.example/x#/runs/details/r1"),
-        ("user:secretpw@kfp.example:8888", "kfp.example:8888"),
-        ("http://u:secretpw@[::1", "http://[::1"),
+        ("http://user:secretpw@127.0.0.1:1", "http://***@127.0.0.1:1"),
+        ("https://u:p@ss@kfp.example/x?token=secret#/runs/details/r1", "https://***@kfp.example/x?token=***#/runs/details/r1"),
+        ("user:secretpw@kfp.example:8888", "***@kfp.example:8888"),
+        ("http://u:secretpw@[::1", "http://***@[::1"),
         ("http://localhost:8080/#/runs/details/r1", "http://localhost:8080/#/runs/details/r1"),
     ],
 )
@@ -241,16 +253,16 @@ def test_unreachable_host_is_named_without_its_query():
     host = f"http://127.0.0.1:{free_port()}"
     with pytest.raises(submit.Unreachable) as caught:
         submit.check_health(f"{host}?token=secret", attempts=1, delay=0.01, timeout=1)
-    assert f"cannot reach the KFP API at {host} " in str(caught.value) and "secret" not in str(caught.value)
+    assert f"cannot reach the KFP API at {host}?token=*** " in str(caught.value) and "secret" not in str(caught.value)
 
 
 @pytest.mark.parametrize(
     ("host", "problem"),
     [
-        ("http://user:secretpw@127.0.0.1:1", "--host http://127.0.0.1:1: user:password@ is not supported"),
-        ("user:secretpw@127.0.0.1:1", "--host 127.0.0.1:1: expected http://HOST[:PORT]"),
-        ("http://user:secretpw@127.0.0.1:abc", "--host http://127.0.0.1:abc: not a valid URL"),
-        ("http://127.0.0.1:1/?token=secret", "--host http://127.0.0.1:1/: a base URL takes no ?query"),
+        ("http://user:secretpw@127.0.0.1:1", "--host http://***@127.0.0.1:1: user:password@ is not supported"),
+        ("user:secretpw@127.0.0.1:1", "--host ***@127.0.0.1:1: expected http://HOST[:PORT]"),
+        ("http://user:secretpw@127.0.0.1:abc", "--host http://***@127.0.0.1:abc: not a valid URL"),
+        ("http://127.0.0.1:1/?token=secret", "--host http://127.0.0.1:1/?token=***: a base URL takes no ?query"),
     ],
 )
 def test_a_host_that_is_not_a_base_url_is_refused_without_its_secrets(host, problem):
