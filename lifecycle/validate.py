@@ -14,12 +14,35 @@ import pandas as pd
 
 from lifecycle.config import DatasetConfig
 from lifecycle.expressions import column_names, evaluate
+from lifecycle.urls import mask_credentials
 
 SAMPLE_SIZE = 3  # offending values quoted per finding
 
 # Holdout metrics that lifecycle.evaluation computes only for targets above zero; without one,
 # registration fails on the missing promotion metric after all the training.
 POSITIVE_TARGET_METRICS = {"test_rmsle"}
+
+
+# How the report writes a character that Markdown or HTML would read as syntax. Entities for HTML
+# (the KFP UI's renderer may pass raw HTML through), backslashes for Markdown (the renderer
+# honours them, `\|` inside a table cell included). Column names, values, categories and config
+# text all come from outside: none of it may open a tag, a link, emphasis, code or a table cell
+# (a value never starts a line, so heading and list markers need nothing).
+_MARKDOWN_ESCAPES = {"&": "&amp;", "<": "&lt;", ">": "&gt;"} | {c: "\\" + c for c in "\\`*_~[]|"}
+
+
+def markdown_text(value) -> str:
+    """`value` as text that renders as itself in a Markdown table cell or line.
+
+    A line break would end the table row, so control characters (and Unicode line separators)
+    are shown as their Python escapes: a column named "a<newline>b" reads a\\nb.
+    """
+    out = []
+    for char in str(value):
+        if not char.isprintable():
+            char = char.encode("unicode_escape").decode("ascii")
+        out.extend(_MARKDOWN_ESCAPES.get(c, c) for c in char)
+    return "".join(out)
 
 
 class DataValidationError(ValueError):
@@ -54,7 +77,7 @@ class ValidationReport:
         lines = [
             f"# Data validation: {status}",
             "",
-            f"- source: `{self.source}`",
+            f"- source: {markdown_text(mask_credentials(self.source))}",
             f"- rows: {self.rows}, columns: {self.columns}, columns checked: {self.checked_columns}",
             f"- violations: {len(self.violations)}, warnings: {len(self.warnings)}",
             "",
@@ -65,7 +88,7 @@ class ValidationReport:
                 lines += ["None.", ""]
                 continue
             lines += ["| column | rule | detail |", "| --- | --- | --- |"]
-            lines += [f"| `{f.column}` | {f.rule} | {f.detail.replace('|', '/')} |" for f in findings]
+            lines += [f"| {markdown_text(f.column)} | {markdown_text(f.rule)} | {markdown_text(f.detail)} |" for f in findings]
             lines.append("")
         return "\n".join(lines)
 
@@ -73,7 +96,7 @@ class ValidationReport:
         if self.violations:
             listed = "\n".join(f"  - {finding}" for finding in self.violations)
             raise DataValidationError(
-                f"{self.source} failed validation with {len(self.violations)} violation(s):\n{listed}"
+                f"{mask_credentials(self.source)} failed validation with {len(self.violations)} violation(s):\n{listed}"
             )
 
 

@@ -3,7 +3,7 @@ import pandas as pd
 import pytest
 
 from lifecycle.config import parse_config
-from lifecycle.validate import DataValidationError, validate_frame
+from lifecycle.validate import DataValidationError, markdown_text, validate_frame
 
 
 def violations(frame, config):
@@ -60,7 +60,7 @@ def test_unseen_category_is_a_warning_not_a_violation(telco_raw, telco_config):
     report = validate_frame(frame, telco_config, "x")
     assert report.passed
     assert [str(w) for w in report.warnings] == ["contract: categories: 1 value(s) outside the known levels: 'Three year'"]
-    assert "| `contract` | categories |" in report.to_markdown()
+    assert "| contract | categories |" in report.to_markdown()
 
 
 def test_unknown_label_and_duplicates(telco_raw, telco_config):
@@ -141,3 +141,75 @@ def test_an_optional_column_may_be_blank_but_not_absent(ames_raw, ames_config):
     assert violations(ames_raw.drop(columns=["Lot_Area"]), config) == [
         "Lot_Area: required: column is missing (required: false allows blanks, not an absent column)"
     ]
+
+
+# ---- the Markdown report: every value from the data or the config is shown as text -----------------
+
+HOSTILE = [
+    "<script>alert(1)</script>",
+    "| pipe",
+    "`tick` and ``two``",
+    "*star* _under_ ~strike~",
+    "line\nbreak\r\nand\u2028more",
+    "[link](javascript:alert(1))",
+    "<img src=x onerror=alert(1)>",
+    "back\\slash\\|",
+    "&lt;entity&gt;",
+]
+
+
+def cells(row: str) -> list[str]:
+    """A GFM table row's cells: split on every pipe that no backslash escapes."""
+    found, current, chars = [], "", iter(row.strip())
+    for char in chars:
+        if char == "\\":
+            current += char + next(chars, "")
+        elif char == "|":
+            found.append(current)
+            current = ""
+        else:
+            current += char
+    return found[1:]  # the text before the row's leading pipe
+
+
+def unescaped(text: str) -> str:
+    """What a Markdown renderer shows for text made by markdown_text."""
+    out, chars = "", iter(text)
+    for char in chars:
+        out += next(chars, "") if char == "\\" else char
+    return out.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+
+
+def as_shown(value: str) -> str:
+    """A value as the report shows it: control characters and line separators as their escapes."""
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in value)
+
+
+@pytest.mark.parametrize("value", HOSTILE)
+def test_markdown_text_renders_as_the_value_and_nothing_else(value):
+    text = markdown_text(value)
+    assert not {"<", ">", "\n", "\r", "\u2028"} & set(text)
+    assert len(cells(f"| {text} |")) == 1
+    assert unescaped(text) == as_shown(value)
+
+
+def test_hostile_names_and_values_stay_inside_their_cells(telco_raw, telco_config):
+    frame = telco_raw.copy()
+    for i, name in enumerate(HOSTILE):
+        frame[name] = i  # columns the config does not know: one warning each, the name in the first cell
+    frame["contract"] = frame["contract"].astype(object)
+    frame.loc[: len(HOSTILE) - 1, "contract"] = HOSTILE  # unseen levels, quoted in the detail cell
+    raw = telco_config.model_dump(mode="json")
+    raw["columns"]["<b>missing|column</b>"] = {"type": "numeric"}  # a config name, in a violation
+    report = validate_frame(frame, parse_config(raw), "https://user:p@ss@data.example/x_<script>.csv")
+    page = report.to_markdown()
+    assert "<script" not in page.lower() and "<img" not in page.lower() and "<b>" not in page
+    assert "p@ss" not in page and "https://\\*\\*\\*@data.example/x\\_&lt;script&gt;.csv" in page
+    table_rows = [line for line in page.splitlines() if line.startswith("|")]
+    assert len(table_rows) == 2 * 2 + len(report.violations) + len(report.warnings)  # header + rule per table
+    assert all(len(cells(row)) == 3 for row in table_rows)
+    shown = {unescaped(cells(row)[0]).strip() for row in table_rows}
+    assert {as_shown(name) for name in HOSTILE} <= shown
+    assert "<b>missing|column</b>" in shown
+    contract = [row for row in table_rows if unescaped(cells(row)[0]).strip() == "contract"]
+    assert len(contract) == 1 and "'| pipe'" in unescaped(cells(contract[0])[2])
