@@ -17,6 +17,12 @@ from lifecycle.features import features_and_target
 ROC_POINTS = 101  # the ROC curve handed to the KFP UI, resampled to a readable size
 
 
+def plot_text(value) -> str:
+    """A name from the data or config as plot text: matplotlib reads text between two $ as math,
+    and a column named "$\\x$" would fail the whole report at drawing time."""
+    return str(value).replace("$", r"\$")
+
+
 def regression_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
     out = {
         "test_rmse": float(skm.root_mean_squared_error(y_true, y_pred)),
@@ -103,7 +109,7 @@ def evaluation_report(model, test: pd.DataFrame, config: DatasetConfig, metrics:
         left.scatter(actual, predicted, s=8, alpha=0.5)
         limits = [min(actual.min(), predicted.min()), max(actual.max(), predicted.max())]
         left.plot(limits, limits, color="grey", linewidth=1)
-        left.set(xlabel=f"actual {config.target.name}", ylabel="predicted", title="Predicted vs actual")
+        left.set(xlabel=f"actual {plot_text(config.target.name)}", ylabel="predicted", title="Predicted vs actual")
         right.scatter(predicted, actual - predicted, s=8, alpha=0.5)
         right.axhline(0, color="grey", linewidth=1)
         right.set(xlabel="predicted", ylabel="actual - predicted", title="Residuals")
@@ -121,16 +127,19 @@ def evaluation_report(model, test: pd.DataFrame, config: DatasetConfig, metrics:
         left.set(xlabel="false positive rate", ylabel="true positive rate", title=f"ROC (AUC {metrics['test_roc_auc']:.3f})")
         right.plot(expected, observed, marker="o")
         right.plot([0, 1], [0, 1], color="grey", linewidth=1)
-        right.set(xlabel="mean predicted probability", ylabel=f"fraction {positive}", title="Calibration")
+        right.set(xlabel="mean predicted probability", ylabel=f"fraction {plot_text(positive)}", title="Calibration")
         figures.append(fig)
     importance = feature_importance(model, test, config)
     fig, axis = plt.subplots(figsize=(8, 0.35 * len(importance) + 1))
-    axis.barh(importance.index[::-1], importance.values[::-1])
+    # Positions, not names, on the axis: two names that differ only in a $ would share a bar.
+    axis.barh(range(len(importance)), importance.values[::-1])
+    axis.set_yticks(range(len(importance)), [plot_text(name) for name in importance.index[::-1]])
     axis.set(xlabel=f"drop in {config.registry.metric.replace('test_', '')} when shuffled", title="Permutation importance (holdout)")
     figures.append(fig)
     images = "\n".join(_figure_html(f) for f in figures)
     plt.close("all")
-    metric_rows = "".join(f"<tr><td>{html.escape(k)}</td><td>{v:.4f}</td></tr>" for k, v in sorted(metrics.items()))
+    # Every value from the data, the config or the run is escaped, quotes included.
+    metric_rows = "".join(f"<tr><td>{html.escape(k)}</td><td>{float(v):.4f}</td></tr>" for k, v in sorted(metrics.items()))
     context_rows = "".join(
         f"<tr><td>{html.escape(str(k))}</td><td>{html.escape(str(v))}</td></tr>" for k, v in context.items()
     )
@@ -138,7 +147,7 @@ def evaluation_report(model, test: pd.DataFrame, config: DatasetConfig, metrics:
 <html><head><meta charset="utf-8"><title>Evaluation: {html.escape(config.name)}</title>
 <style>body{{font-family:sans-serif;margin:1.5em}}table{{border-collapse:collapse}}td{{border:1px solid #ccc;padding:3px 8px}}</style>
 </head><body>
-<h1>Evaluation: {html.escape(config.name)} ({config.task})</h1>
+<h1>Evaluation: {html.escape(config.name)} ({html.escape(config.task)})</h1>
 <h2>Holdout metrics ({len(test)} rows)</h2><table>{metric_rows}</table>
 <h2>Run</h2><table>{context_rows}</table>
 <h2>Plots</h2>
