@@ -115,12 +115,72 @@ def test_workflow_basics(path):
     assert ":latest" not in text
 
 
+USES_LINE = re.compile(r"^\s*(?:-\s+)?uses:\s*(?P<ref>\S+)(?:\s+#\s*(?P<comment>.*))?$")
+
+
+def uses_lines(path: Path) -> list[tuple[int, str, str]]:
+    """(line number, action@ref, trailing comment) of every `uses:` line, as written."""
+    found = []
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        match = USES_LINE.match(line)
+        if match:
+            found.append((number, match["ref"], (match["comment"] or "").strip()))
+    return found
+
+
+def pin_problems(path: Path) -> list[str]:
+    """Every `uses:` must name a 40-hex commit SHA and carry its tag as a `# vX.Y.Z` comment."""
+    problems = []
+    for number, ref, comment in uses_lines(path):
+        if not re.fullmatch(r"[\w.-]+/[\w./-]+@[0-9a-f]{40}", ref):
+            problems.append(f"{path.name}:{number}: {ref} is not pinned to a 40-hex commit SHA")
+        elif not re.fullmatch(r"v\d+\.\d+\.\d+", comment):
+            problems.append(f"{path.name}:{number}: {ref} has no `# vX.Y.Z` comment naming its tag")
+    return problems
+
+
 @pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
-def test_actions_are_pinned(path):
-    pinned = re.compile(r"^[\w.-]+/[\w./-]+@(v?\d+(\.\d+){0,2}|[0-9a-f]{40})$")
-    for job_name, step in steps(load(path)):
-        if "uses" in step:
-            assert pinned.match(step["uses"]), f"{path.name}: job {job_name} uses {step['uses']!r}, not pinned to a version tag or commit"
+def test_actions_are_pinned_by_commit_sha_with_their_tag(path):
+    """A tag can be moved to other code; a full commit SHA cannot. The comment keeps the tag readable
+    (and lets Dependabot move both)."""
+    parsed = [u for _, step in steps(load(path)) if (u := step.get("uses"))]
+    assert [ref for _, ref, _ in uses_lines(path)] == parsed, f"{path.name}: a `uses:` the line scan missed"
+    assert not pin_problems(path)
+
+
+def test_one_sha_per_action_across_workflows():
+    """The same action is the same commit (and tag) in every workflow."""
+    seen: dict[str, tuple[str, str]] = {}
+    for path in WORKFLOWS:
+        for number, ref, comment in uses_lines(path):
+            action, sha = ref.split("@")
+            assert seen.setdefault(action, (sha, comment)) == (sha, comment), f"{path.name}:{number}: {action} pinned twice differently"
+
+
+@pytest.mark.parametrize(
+    ("uses", "problem"),
+    [
+        ("actions/checkout@v5 # v5.1.0", "not pinned"),
+        ("actions/checkout@fbc6f39 # v5.1.0", "not pinned"),
+        ("actions/checkout@" + "f" * 40, "no `# vX.Y.Z` comment"),
+        ("actions/checkout@" + "f" * 40 + " # v5.1.0", None),
+    ],
+)
+def test_the_pin_check_refuses_tags_short_shas_and_missing_tags(tmp_path, uses, problem):
+    path = tmp_path / "w.yml"
+    path.write_text(f"on: push\njobs:\n  j:\n    runs-on: x\n    steps:\n      - uses: {uses}\n")
+    found = pin_problems(path)
+    assert (not found) if problem is None else (len(found) == 1 and problem in found[0]), found
+
+
+def test_dependabot_moves_the_action_pins_and_the_base_image_digests():
+    path = ROOT / ".github" / "dependabot.yml"
+    result = run([sys.executable, "-m", "check_jsonschema", "--builtin-schema", "vendor.dependabot", str(path)])
+    assert result.returncode == 0, result.stdout + result.stderr
+    updates = {u["package-ecosystem"]: u for u in yaml.safe_load(path.read_text())["updates"]}
+    assert updates["github-actions"]["directory"] == "/"
+    dockerfile_dirs = {"/" + p.parent.name for p in DOCKERFILES}
+    assert set(updates["docker"].get("directories", [updates["docker"].get("directory")])) == dockerfile_dirs
 
 
 @pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
@@ -211,7 +271,8 @@ def test_release_attaches_compiled_yaml_and_promotes_images():
     runs = "\n".join(s.get("run", "") for _, s in steps(release))
     assert 'compile.py --image "$IMAGE_PREFIX/components:$VERSION"' in runs
     assert "gh release create" in runs and "build/release/*.yaml" in runs
-    assert 'docker buildx imagetools create --tag "$IMAGE_PREFIX/$image:$VERSION" "$source_ref"' in runs
+    # Promoted by digest: the version tag names exactly the image pushed (and scanned) for the commit.
+    assert 'docker buildx imagetools create --tag "$IMAGE_PREFIX/$image:$VERSION" "$IMAGE_PREFIX/$image@$digest"' in runs
 
 
 # ---------------------------------------------------------------- Dockerfiles
@@ -271,8 +332,9 @@ def test_runtime_requirements_keep_everything_but_the_test_tools():
     text = (ROOT / "requirements.txt").read_text()
     assert re.search(r"^# tests", text, re.M), "requirements.txt lost its '# tests' marker, which the Dockerfiles cut at"
     runtime = text.split("# tests")[0]
-    for package in ("kfp==", "kfp-kubernetes==", "mlflow==", "scikit-learn==", "kserve==", "kserve-storage==", "pandas==", "skops=="):
-        assert re.search(rf"^{re.escape(package)}", runtime, re.M), f"{package} is not above '# tests' in requirements.txt"
+    for package in ("kfp", "kfp-kubernetes", "mlflow", "scikit-learn", "kserve", "kserve-storage", "pandas", "skops"):
+        # A pin with or without extras: mlflow[auth]==... is mlflow.
+        assert re.search(rf"^{re.escape(package)}(\[[\w,-]+\])?==", runtime, re.M), f"{package} is not pinned above '# tests' in requirements.txt"
 
 
 def dockerignored(relative: str, patterns: list[str]) -> bool:
@@ -351,3 +413,159 @@ def test_scripts_refuse_missing_arguments():
     for script, args in (("scripts/e2e-port-forward.sh", ["kubeflow"]), ("scripts/e2e-predict.sh", ["http://localhost:8080"])):
         result = run(["bash", script, *args])
         assert result.returncode == 2 and "usage:" in result.stderr
+
+
+# ---------------------------------------------------------------- what the CI policy promises
+
+
+def effective_shell(workflow: dict, job_name: str, step: dict) -> str | None:
+    """The shell GitHub runs a step with: the step's own, else the job's default, else the workflow's."""
+    job = workflow["jobs"][job_name]
+    return step.get("shell") or job.get("defaults", {}).get("run", {}).get("shell") or workflow.get("defaults", {}).get("run", {}).get("shell")
+
+
+def github_shell_command(shell: str | None, script: Path) -> list[str]:
+    """How GitHub Actions starts a `run:` script on Linux: `shell: bash` adds pipefail, no shell does not."""
+    if shell == "bash":
+        return ["bash", "--noprofile", "--norc", "-eo", "pipefail", str(script)]
+    assert shell is None, f"shell {shell!r} is not one the workflows use"
+    return ["bash", "-e", str(script)]
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
+def test_every_run_step_runs_under_pipefail(path):
+    workflow = load(path)
+    for job_name, step in steps(workflow):
+        if "run" in step:
+            assert effective_shell(workflow, job_name, step) == "bash", f"{path.name}: {step.get('name', step['run'][:40])!r} runs without pipefail"
+
+
+def test_a_failed_prediction_fails_the_e2e_step(tmp_path):
+    """The predict step as GitHub runs it: with nothing answering, e2e-predict.sh fails, and the step
+    fails too although tee succeeds. Without pipefail (GitHub's default shell) the same line passes."""
+    e2e = load(ROOT / ".github" / "workflows" / "e2e-kind.yml")
+    (step,) = [s for s in e2e["jobs"]["e2e"]["steps"] if "scripts/e2e-predict.sh" in s.get("run", "")]
+    assert "| tee" in step["run"]
+    port = socket_free_port()
+    body = step["run"].replace("http://localhost:8080", f"http://127.0.0.1:{port}")
+    script = tmp_path / "step.sh"
+    script.write_text(body)
+    env = {**os.environ, "MODEL_NAME": "ames-house-prices", "E2E_STATE_DIR": str(tmp_path)}
+    as_github_runs_it = run(github_shell_command(effective_shell(e2e, "e2e", step), script), env=env)
+    assert as_github_runs_it.returncode != 0, as_github_runs_it.stdout + as_github_runs_it.stderr
+    assert run(github_shell_command(None, script), env=env).returncode == 0, "the check cannot tell the shells apart"
+
+
+def socket_free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+PUBLISHING_WORKFLOWS = ("images.yml", "release.yml")
+
+
+@pytest.mark.parametrize("name", PUBLISHING_WORKFLOWS)
+def test_image_namespace_comes_from_the_repository_owner(name, tmp_path):
+    """Published images go to ghcr.io/<owner, lowercased>: the line that sets the name, run by bash
+    with GitHub's variables, gives it; no workflow that publishes names an owner itself."""
+    path = ROOT / ".github" / "workflows" / name
+    assert "ghcr.io/kfp-tabular-lifecycle" not in path.read_text(), f"{name} hard-codes the image namespace"
+    setters = [s["run"] for _, s in steps(load(path)) if "run" in s and "GITHUB_REPOSITORY_OWNER" in s["run"]]
+    assert setters, f"{name} never derives the namespace from GITHUB_REPOSITORY_OWNER"
+    for body in setters:
+        github_env = tmp_path / "github_env"
+        github_env.write_text("")
+        script = tmp_path / "set.sh"
+        script.write_text(body)
+        env = {**os.environ, "GITHUB_REPOSITORY_OWNER": "Some-Org", "GITHUB_ENV": str(github_env),
+               "GITHUB_SHA": "0" * 40, "IMAGE": "serving"}
+        done = run(github_shell_command("bash", script), env=env)
+        assert done.returncode == 0, done.stderr
+        assigned = dict(line.split("=", 1) for line in github_env.read_text().splitlines())
+        (value,) = assigned.values()
+        assert value.startswith("ghcr.io/some-org/") or value == "ghcr.io/some-org", value
+
+
+def test_push_publishes_the_image_that_was_scanned():
+    """No rebuild after the scan: the scan job saves the very image Trivy scanned with its image ID, the
+    push job loads that artifact, and pushes only if the loaded image has the scanned ID."""
+    images = load(ROOT / ".github" / "workflows" / "images.yml")
+    scan_steps = images["jobs"]["build-and-scan"]["steps"]
+    push_steps = images["jobs"]["push"]["steps"]
+    assert not [s for s in push_steps if s.get("uses", "").startswith("docker/build-push-action@")], "the push job rebuilds"
+    build = next(s for s in scan_steps if s.get("uses", "").startswith("docker/build-push-action@"))
+    assert build["with"]["load"] is True and build["with"]["push"] is False
+    trivy = next(s for s in scan_steps if s.get("uses", "").startswith("aquasecurity/trivy-action@"))
+    assert trivy["with"]["image-ref"] == build["with"]["tags"] == "${{ env.IMAGE_REF }}"
+    names = [s.get("name", s.get("uses", "")) for s in scan_steps]
+    save = next(s for s in scan_steps if "docker save" in s.get("run", ""))
+    assert names.index(save["name"]) > scan_steps.index(trivy), "the image is kept before it is scanned"
+    assert 'docker save "$IMAGE_REF"' in save["run"] and "'{{.Id}}' \"$IMAGE_REF\" >build/scanned/id.txt" in save["run"]
+    upload = next(s for s in scan_steps if s.get("uses", "").startswith("actions/upload-artifact@"))
+    download = next(s for s in push_steps if s.get("uses", "").startswith("actions/download-artifact@"))
+    assert upload["with"]["name"] == download["with"]["name"] == "scanned-${{ matrix.image }}"
+    assert upload["with"]["path"] == download["with"]["path"] == "build/scanned"
+    assert upload["if"] == save["if"] == "github.event_name != 'pull_request'"
+
+
+@pytest.fixture
+def fake_docker(tmp_path):
+    """A `docker` stand-in for the push script (no Docker engine here): `load` gives the loaded image
+    the ID in $LOADED_ID, `push` records the tag, `inspect` answers ID or registry digest."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "docker").write_text(
+        "#!/usr/bin/env bash\n"
+        'echo "$*" >>"$DOCKER_LOG"\n'
+        'case "$1 $2" in\n'
+        '  "load --input") exit 0 ;;\n'
+        '  "tag "*) exit 0 ;;\n'
+        '  "push "*) exit 0 ;;\n'
+        '  "image inspect") if [[ "$4" == *RepoDigests* ]]; then echo "${IMAGE_PREFIX}/serving@sha256:$(printf d%.0s {1..64})"; '
+        'else echo "$LOADED_ID"; fi ;;\n'
+        '  *) echo "unexpected docker $*" >&2; exit 3 ;;\n'
+        "esac\n"
+    )
+    (bin_dir / "docker").chmod(0o755)
+    return bin_dir
+
+
+@pytest.mark.parametrize("same_image", [True, False], ids=["scanned-image", "other-image"])
+def test_push_script_pushes_only_the_scanned_image_id(tmp_path, fake_docker, same_image):
+    images = load(ROOT / ".github" / "workflows" / "images.yml")
+    step = next(s for s in images["jobs"]["push"]["steps"] if s.get("id") == "push")
+    scanned = tmp_path / "build" / "scanned"
+    scanned.mkdir(parents=True)
+    (scanned / "id.txt").write_text("sha256:" + "a" * 64 + "\n")
+    (scanned / "ref.txt").write_text("ghcr.io/some-org/serving:" + "0" * 40 + "\n")
+    (scanned / "image.tar.gz").write_bytes(b"")
+    script = tmp_path / "push.sh"
+    script.write_text(step["run"])
+    tags = "ghcr.io/some-org/serving:" + "0" * 40 + "\nghcr.io/some-org/serving:1.2.3\n"
+    env = {**os.environ, "PATH": f"{fake_docker}:{os.environ['PATH']}", "DOCKER_LOG": str(tmp_path / "docker.log"),
+           "LOADED_ID": "sha256:" + ("a" if same_image else "b") * 64, "TAGS": tags,
+           "IMAGE_PREFIX": "ghcr.io/some-org", "GITHUB_OUTPUT": str(tmp_path / "output")}
+    done = subprocess.run(github_shell_command("bash", script), capture_output=True, text=True, timeout=60, cwd=tmp_path, env=env)
+    log = (tmp_path / "docker.log").read_text()
+    if same_image:
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert log.count("push ") == 2 and "push ghcr.io/some-org/serving:1.2.3" in log
+        assert "digest=sha256:" + "d" * 64 in (tmp_path / "output").read_text()
+    else:
+        assert done.returncode == 1 and "is not the one scanned" in done.stdout
+        assert "push " not in log
+
+
+@pytest.mark.parametrize("path", DOCKERFILES, ids=lambda p: p.parent.name)
+def test_images_take_debians_fixes_at_build_time(path):
+    """The Trivy gate fails on fixable findings only; the fixes published after the base digest was
+    pinned are installed in the same layer that updates the package lists, and the lists are removed."""
+    runs = [args for keyword, args in instructions(path) if keyword == "RUN"]
+    upgrade = [r for r in runs if "apt-get upgrade" in r]
+    assert len(upgrade) == 1, f"{path}: no apt-get upgrade"
+    command = upgrade[0]
+    assert command.index("apt-get update") < command.index("apt-get upgrade -y") < command.index("rm -rf /var/lib/apt/lists/*")
+    assert runs.index(command) == 0, f"{path}: the OS upgrade must come before anything is installed on top"
