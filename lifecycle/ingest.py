@@ -1,9 +1,20 @@
-"""Reading a raw tabular file (CSV or Parquet, local or s3://) into a data frame."""
+"""Reading a raw tabular file (CSV or Parquet, local or s3://) into a data frame.
+
+A compressed CSV (.gz, .bz2, .xz, .zip) is expanded into the step's scratch folder first, a block
+at a time, and refused as soon as it passes a size limit: a few kilobytes of gzip can expand to
+gigabytes and would fill the step's memory or disk before pandas reported anything.
+"""
 
 from __future__ import annotations
 
+import bz2
+import gzip
 import hashlib
+import lzma
+import os
 import tempfile
+import zipfile
+import zlib
 from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,8 +32,75 @@ NUMBER_NA_MARKERS = (
 )
 
 
+# The limit on a compressed input's expanded size, in bytes; the variable overrides the default.
+# 2 GiB: training holds the whole table in memory, where pandas needs several times the CSV's
+# size, so an honest table this large is already past what the step can hold (larger data belongs
+# in Parquet); and no real table compresses a thousandfold, so only a bomb or a mistake reaches it.
+# Not a ratio: a CSV of repeated categories honestly compresses 20-50x.
+MAX_DECOMPRESSED_ENV = "INGEST_MAX_DECOMPRESSED_BYTES"
+DEFAULT_MAX_DECOMPRESSED_BYTES = 2 * 1024**3
+BLOCK = 1 << 20  # bytes expanded per read: what memory holds of the stream at once
+
+
 class IngestError(ValueError):
     """A source that cannot be read as a table; the message names the file."""
+
+
+def max_decompressed_bytes(environ: dict[str, str] | None = None) -> int:
+    """The limit from $INGEST_MAX_DECOMPRESSED_BYTES, else the default; a value that is not a
+    positive whole number of bytes is refused (no limit is not an option)."""
+    text = (os.environ if environ is None else environ).get(MAX_DECOMPRESSED_ENV, "").strip()
+    if not text:
+        return DEFAULT_MAX_DECOMPRESSED_BYTES
+    try:
+        limit = int(text.replace("_", ""))
+    except ValueError:
+        limit = 0
+    if limit < 1:
+        raise IngestError(f"${MAX_DECOMPRESSED_ENV} must be a positive whole number of bytes, not {text!r}")
+    return limit
+
+
+def _only_member(path: Path):
+    """The one file in a zip archive, as pandas reads it; another count is refused."""
+    archive = zipfile.ZipFile(path)
+    names = [i.filename for i in archive.infolist() if not i.is_dir() and not i.filename.startswith("__MACOSX/")]
+    if len(names) != 1:
+        archive.close()
+        raise zipfile.BadZipFile(f"the archive holds {len(names)} files; one is read")
+    return archive.open(names[0])
+
+
+DECOMPRESSORS = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open, ".zip": _only_member}
+
+
+def expanded(path: Path, uri: str, limit: int | None = None) -> Path:
+    """`path` itself if it is not compressed; else its content, expanded beside it (data.csv.gz ->
+    data.csv) and refused, naming the file and the limit, as soon as it passes `limit` bytes
+    (default: max_decompressed_bytes()). Nothing past the limit is held or written."""
+    opener = DECOMPRESSORS.get(path.suffix.lower())
+    if opener is None:
+        return path
+    limit = max_decompressed_bytes() if limit is None else limit
+    target = path.with_name(path.stem)
+    written = 0
+    try:
+        with opener(path) as source, target.open("wb") as out:
+            while block := source.read(BLOCK):
+                written += len(block)
+                if written > limit:
+                    raise IngestError(
+                        f"{uri} expands to more than {limit:,} bytes, the limit for decompressed input "
+                        f"(${MAX_DECOMPRESSED_ENV}, default {DEFAULT_MAX_DECOMPRESSED_BYTES:,}); not read"
+                    )
+                out.write(block)
+    except IngestError:
+        target.unlink(missing_ok=True)
+        raise
+    except (OSError, EOFError, zlib.error, lzma.LZMAError, zipfile.BadZipFile) as exc:
+        target.unlink(missing_ok=True)
+        raise IngestError(f"{uri} could not be decompressed as {path.suffix.lower()}: {exc}") from None
+    return target
 
 
 @dataclass(frozen=True)
@@ -135,8 +213,11 @@ def read_table(path: Path, fmt: str, uri: str, text_columns: Collection[str] = (
     return frame
 
 
-def ingest_table(uri: str, text_columns: Collection[str] = ()) -> IngestedTable:
-    """Reads `uri` (local path or s3://bucket/key), `text_columns` as text, and fingerprints its bytes."""
+def ingest_table(uri: str, text_columns: Collection[str] = (), max_decompressed: int | None = None) -> IngestedTable:
+    """Reads `uri` (local path or s3://bucket/key), `text_columns` as text, and fingerprints its bytes.
+
+    A compressed CSV may expand to at most `max_decompressed` bytes (default: max_decompressed_bytes()).
+    """
     fmt = file_format(uri)
     with tempfile.TemporaryDirectory() as scratch:
         local = Path(scratch) / Path(uri).name
@@ -144,5 +225,6 @@ def ingest_table(uri: str, text_columns: Collection[str] = ()) -> IngestedTable:
             fetch_to_file(uri, local)
         except StorageError as exc:
             raise IngestError(str(exc)) from None
-        frame = read_table(local, fmt, uri, text_columns)
+        plain = expanded(local, uri, max_decompressed) if fmt == "csv" else local
+        frame = read_table(plain, fmt, uri, text_columns)
         return IngestedTable(frame=frame, source_uri=uri, sha256=sha256_of(local))

@@ -1,11 +1,18 @@
+import bz2
 import gzip
 import hashlib
+import lzma
+import os
+import re
+import subprocess
+import sys
+import zipfile
 
 import pandas as pd
 import pytest
 
-from lifecycle.ingest import IngestError, ingest_table
-from tests.conftest import AMES_DATA
+from lifecycle.ingest import IngestError, expanded, ingest_table, max_decompressed_bytes
+from tests.conftest import AMES_DATA, ROOT
 
 
 def test_reads_gzipped_csv_and_fingerprints_it():
@@ -77,3 +84,104 @@ def test_text_columns_keep_what_pandas_would_read_as_missing(tmp_path):
     assert frame["veneer"].tolist()[:2] == ["None", "null"] and frame["veneer"].isna().tolist() == [False, False, True, False]
     assert frame["veneer"].iloc[3] == "NA" and frame["alley"].tolist() == ["NA", "Pave", "Grvl", "nan"]
     assert frame["area"].dtype == float and frame["area"].isna().tolist() == [False, True, True, True]
+
+
+# ---- decompressed size ---------------------------------------------------------------------------
+
+MiB = 1 << 20
+
+
+def zeros_bomb(path, size: int = 100 * MiB):
+    """`size` bytes of zeros, compressed a block at a time (about 100 KB of gzip for 100 MB)."""
+    opener = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}[path.suffix]
+    block = bytes(MiB)
+    with opener(path, "wb") as out:
+        for _ in range(size // MiB):
+            out.write(block)
+    return path
+
+
+@pytest.mark.parametrize("suffix", [".gz", ".bz2", ".xz"])
+def test_a_decompression_bomb_is_refused_naming_the_file_and_the_limit(tmp_path, suffix):
+    bomb = zeros_bomb(tmp_path / f"bomb.csv{suffix}")
+    assert bomb.stat().st_size < 200_000
+    with pytest.raises(IngestError) as refused:
+        ingest_table(str(bomb), max_decompressed=10 * MiB)
+    assert str(refused.value) == (
+        f"{bomb} expands to more than 10,485,760 bytes, the limit for decompressed input "
+        "($INGEST_MAX_DECOMPRESSED_BYTES, default 2,147,483,648); not read"
+    )
+    with pytest.raises(IngestError):
+        expanded(bomb, "s3://bucket/bomb.csv", 10 * MiB)
+    assert [p.name for p in tmp_path.iterdir()] == [bomb.name]  # the partial expansion is gone
+
+
+GROWTH = """
+import resource, sys
+from lifecycle.ingest import IngestError, ingest_table
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+try:
+    ingest_table(sys.argv[1])
+except IngestError as exc:
+    print(exc, file=sys.stderr)
+print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) // 1024)
+"""
+
+
+def test_a_bomb_is_refused_before_it_fills_memory(tmp_path):
+    """In a process of its own, so that its peak resident memory is the refusal's alone."""
+    bomb = zeros_bomb(tmp_path / "bomb.csv.gz", 200 * MiB)
+    done = subprocess.run(
+        [sys.executable, "-c", GROWTH, str(bomb)], capture_output=True, text=True, timeout=300, cwd=ROOT,
+        env={**os.environ, "INGEST_MAX_DECOMPRESSED_BYTES": str(10 * MiB)},
+    )
+    assert "expands to more than 10,485,760 bytes" in done.stderr, done.stderr[-2000:]
+    assert int(done.stdout) < 30  # MiB; read whole, the 200 MB line grew it by over 200
+
+
+def test_a_zip_bomb_is_refused_and_a_zip_holds_one_file(tmp_path):
+    bomb = tmp_path / "bomb.csv.zip"
+    with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as archive:
+        with archive.open("bomb.csv", "w") as member:
+            for _ in range(50):
+                member.write(bytes(MiB))
+    with pytest.raises(IngestError, match=r"bomb\.csv\.zip expands to more than 1,048,576 bytes"):
+        ingest_table(str(bomb), max_decompressed=MiB)
+    two = tmp_path / "two.csv.zip"
+    with zipfile.ZipFile(two, "w") as archive:
+        archive.writestr("a.csv", "a\n1\n")
+        archive.writestr("b.csv", "b\n2\n")
+    with pytest.raises(IngestError, match=r"two\.csv\.zip could not be decompressed as \.zip: the archive holds 2 files"):
+        ingest_table(str(two))
+
+
+def test_the_limit_comes_from_the_environment(tmp_path, monkeypatch):
+    bomb = zeros_bomb(tmp_path / "bomb.csv.gz", 4 * MiB)
+    monkeypatch.setenv("INGEST_MAX_DECOMPRESSED_BYTES", str(2 * MiB))
+    with pytest.raises(IngestError, match=r"bomb\.csv\.gz expands to more than 2,097,152 bytes"):
+        ingest_table(str(bomb))
+    for bad in ("0", "-5", "lots", "1.5"):
+        monkeypatch.setenv("INGEST_MAX_DECOMPRESSED_BYTES", bad)
+        with pytest.raises(IngestError, match=rf"\$INGEST_MAX_DECOMPRESSED_BYTES must be a positive whole number of bytes, not '{re.escape(bad)}'"):
+            ingest_table(str(bomb))
+    monkeypatch.delenv("INGEST_MAX_DECOMPRESSED_BYTES")
+    assert max_decompressed_bytes() == 2 * 1024**3
+
+
+@pytest.mark.parametrize("suffix", [".gz", ".bz2", ".xz", ".zip"])
+def test_compressed_tables_under_the_limit_read_as_before(tmp_path, telco_raw, suffix):
+    path = tmp_path / f"churn.csv{suffix}"
+    telco_raw.head(200).to_csv(path, index=False)  # pandas compresses by the name
+    size = len(telco_raw.head(200).to_csv(index=False).encode())
+    table = ingest_table(str(path), max_decompressed=size)  # exactly at the limit
+    assert table.frame.shape == (200, telco_raw.shape[1])
+    assert table.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()  # of the bytes as stored
+    with pytest.raises(IngestError, match="expands to more than"):
+        ingest_table(str(path), max_decompressed=size - 1)
+
+
+def test_a_truncated_gzip_is_named(tmp_path):
+    path = tmp_path / "cut.csv.gz"
+    path.write_bytes(gzip.compress(b"a,b\n1,2\n" * 1000)[:-20])
+    with pytest.raises(IngestError, match=r"cut\.csv\.gz could not be decompressed as \.gz"):
+        ingest_table(str(path))
