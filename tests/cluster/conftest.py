@@ -103,3 +103,12 @@ def find(objects: list[dict], kind: str, name: str, namespace: str | None = None
     ]
     assert len(hits) == 1, f"expected one {kind} {namespace or ''}/{name} in the rendered manifests, found {len(hits)}"
     return hits[0]
+
+
+def cluster_up_variable(name: str) -> str:
+    """A variable of cluster-up.sh as bash sees it after sourcing the script (arrays one item a line)."""
+    done = subprocess.run(
+        ["bash", "-c", f'source "{CLUSTER_SCRIPTS[0]}"; printf "%s\\n" "${{{name}[@]}}"'],
+        capture_output=True, text=True, check=True,
+    )
+    return done.stdout.rstrip("\n")

@@ -37,6 +37,7 @@ from .conftest import (
     ROOT,
     VERSIONS_FILE,
     cluster_files,
+    cluster_up_variable,
     find,
     is_remote,
     kustomization,
@@ -398,44 +399,6 @@ def test_mlflow_client_config_map_is_what_the_pipelines_read(objects):
     assert tracking.port == service["spec"]["ports"][0]["port"]
 
 
-def test_seaweedfs_admits_mlflow_and_models_namespaces(objects):
-    policies = [o for o in objects if o["kind"] == "NetworkPolicy"]
-    assert len(policies) == 1
-    policy = policies[0]
-    assert policy["metadata"]["namespace"] == "kubeflow"
-    assert policy["spec"]["podSelector"] == {"matchLabels": {"app": "seaweedfs"}}
-    assert policy["spec"]["policyTypes"] == ["Ingress"]
-    (rule,) = policy["spec"]["ingress"]
-    (peer,) = rule["from"]
-    assert set(peer) == {"namespaceSelector"}, "a podSelector beside it would narrow the rule"
-    (expression,) = peer["namespaceSelector"]["matchExpressions"]
-    assert expression["key"] == "kubernetes.io/metadata.name" and expression["operator"] == "In"
-    assert set(expression["values"]) == {"kubeflow", "mlflow", "models"}
-    # The policy sees the pod's port, after the Service has mapped 9000 to it.
-    assert rule["ports"] == [{"port": SEAWEEDFS_POD_S3_PORT, "protocol": "TCP"}]
-
-
-# --- RBAC ----------------------------------------------------------------------------------------
-
-def test_pipeline_runner_may_only_get_create_patch_inferenceservices_and_list_pods_in_models(objects):
-    assert not [o for o in objects if o["kind"] in ("ClusterRole", "ClusterRoleBinding")]
-    roles = [o for o in objects if o["kind"] == "Role"]
-    bindings = [o for o in objects if o["kind"] == "RoleBinding"]
-    assert [(r["metadata"]["namespace"], r["metadata"]["name"]) for r in roles] == [("models", "inferenceservice-deployer")]
-    services, pods = roles[0]["rules"]
-    for rule in (services, pods):
-        assert set(rule) == {"apiGroups", "resources", "verbs"}, "no resourceNames/nonResourceURLs"
-    assert services["apiGroups"] == ["serving.kserve.io"]
-    assert services["resources"] == ["inferenceservices"]
-    assert sorted(services["verbs"]) == ["create", "get", "patch"]
-    assert (pods["apiGroups"], pods["resources"], pods["verbs"]) == ([""], ["pods"], ["list"])
-    (binding,) = bindings
-    assert binding["metadata"]["namespace"] == "models"
-    assert binding["metadata"]["name"] == "pipeline-runner-deploys-models"
-    assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "inferenceservice-deployer"}
-    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "pipeline-runner", "namespace": "kubeflow"}]
-
-
 # --- KServe runtime ------------------------------------------------------------------------------
 
 def test_serving_runtime_starts_the_project_predictor(objects):
@@ -479,7 +442,9 @@ def test_mlflow_deployment_serves_no_artifacts_and_is_probed(objects):
     args = container["args"]
     assert container["command"] == ["python", "-m", "mlflow", "server"]
     assert "--no-serve-artifacts" in args and "--serve-artifacts" not in args
-    assert option(args, "default-artifact-root").startswith("s3://mlpipeline/")
+    # A bucket of MLflow's own, which the S3 identities are scoped to (scripts/cluster-up.sh).
+    artifact_bucket = urlsplit(option(args, "default-artifact-root")).netloc
+    assert option(args, "default-artifact-root").startswith("s3://") and artifact_bucket == cluster_up_variable("ARTIFACT_BUCKET")
     # The SQLite file is on the PVC, and one pod at a time writes it.
     backend = option(args, "backend-store-uri")
     data_mount = next(m for m in container["volumeMounts"] if m["name"] == "data")["mountPath"]
@@ -499,8 +464,12 @@ def test_mlflow_deployment_serves_no_artifacts_and_is_probed(objects):
     assert secret_refs == {
         "AWS_ACCESS_KEY_ID": {"name": "mlflow-s3-credentials", "key": "AWS_ACCESS_KEY_ID"},
         "AWS_SECRET_ACCESS_KEY": {"name": "mlflow-s3-credentials", "key": "AWS_SECRET_ACCESS_KEY"},
+        "MLFLOW_AUTH_ADMIN_USERNAME": {"name": "mlflow-admin", "key": "MLFLOW_AUTH_ADMIN_USERNAME"},
+        "MLFLOW_AUTH_ADMIN_PASSWORD": {"name": "mlflow-admin", "key": "MLFLOW_AUTH_ADMIN_PASSWORD"},
+        "MLFLOW_FLASK_SERVER_SECRET_KEY": {"name": "mlflow-admin", "key": "MLFLOW_FLASK_SERVER_SECRET_KEY"},
     }
     find(objects, "Secret", "mlflow-s3-credentials", "mlflow")
+    find(objects, "Secret", "mlflow-admin", "mlflow")
 
 
 def test_mlflow_pod_meets_the_restricted_pod_security_standard(objects):
@@ -733,7 +702,8 @@ def test_cluster_up_installs_in_the_order_the_platform_needs():
     steps = [s for s in re.findall(r"^    (\w+)$", function_body(text, "main"), re.M) if s not in ("fi", "done")]
     assert steps == [
         "check_inputs", "raise_inotify_limits", "build_images", "create_cluster", "install_kfp",
-        "install_kserve", "apply_project_manifests", "copy_s3_credentials", "wait_for_services",
+        "install_kserve", "apply_project_manifests", "generate_credentials", "configure_s3_store",
+        "wait_for_services", "create_mlflow_user", "check_mlflow_s3_access",
     ]
     kfp = function_body(text, "install_kfp")
     steps_in_order = (
@@ -767,13 +737,9 @@ def test_cluster_up_builds_and_loads_the_contract_images():
     assert re.findall(r"- name: (\S+)", overlay) == list(OUR_IMAGES)
 
 
-def test_cluster_up_copies_the_s3_keys_into_both_secrets(objects):
-    copy_step = function_body(CLUSTER_SCRIPTS[0].read_text(), "copy_s3_credentials")
-    assert "get secret mlpipeline-minio-artifact" in copy_step
-    for secret in (find(objects, "Secret", "mlflow-s3-credentials", "mlflow"), find(objects, "Secret", "model-s3-credentials", "models")):
-        namespace, name = secret["metadata"]["namespace"], secret["metadata"]["name"]
-        assert f"-n {namespace} patch secret {name} --type merge --patch-file" in copy_step
-    assert '"AWS_ACCESS_KEY_ID":"%s","AWS_SECRET_ACCESS_KEY":"%s"' in copy_step
+def test_cluster_up_no_longer_hands_out_kfps_admin_s3_key():
+    """KFP's SeaweedFS admin key (mlpipeline-minio-artifact) stays with KFP: no Secret of ours gets it."""
+    assert "mlpipeline-minio-artifact" not in CLUSTER_SCRIPTS[0].read_text()
 
 
 def pod(name: str, phase: str, ready: str | None = None, restarts: tuple[int, ...] = ()) -> dict:
