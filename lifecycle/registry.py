@@ -3,20 +3,23 @@
 The registered artifact is the whole sklearn pipeline (featurizer + estimator) in skops format,
 with a signature inferred from the training frame, so a server needs only the raw columns.
 A new version always gets alias `challenger`; `champion` moves to it only when it beats the
-current champion on the same holdout by the configured margin. That decision is taken under a
-lock kept in the registry, so registrations running at once cannot both move `champion`.
+current champion on the same holdout by the configured margin. The champion is scored before the
+promotion lock (lifecycle.promotion_lock) is taken; under the lock the champion is read again and
+the aliases move only if it is unchanged, so registrations running at once cannot both move it.
+
+The registry fails closed: only "this alias does not exist" means "no champion". Any other
+registry error fails the registration, naming the registry, and whatever it changed is put back.
 An unreachable tracking server is waited for, for a bounded time, before anything is written.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import os
-import socket
 import time
 import urllib.error
 import urllib.request
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +29,8 @@ import pandas as pd
 from lifecycle.config import METRIC_DIRECTIONS, DatasetConfig
 from lifecycle.evaluation import holdout_metrics
 from lifecycle.features import features_and_target
+from lifecycle.promotion_lock import PromotionLock
+from lifecycle.urls import mask_credentials
 
 log = logging.getLogger(__name__)
 
@@ -49,13 +54,8 @@ MODEL_REQUIREMENTS = ("scikit-learn", "skops", "numpy", "pandas", "scipy")
 # How long register waits for an unreachable tracking server before failing (seconds).
 TRACKING_WAIT_ENV = "TRACKING_SERVER_WAIT_SECONDS"
 DEFAULT_TRACKING_WAIT = 120.0
-# A promotion lock older than this was left by a registration that died; it is broken. The
-# locked section scores the champion on one holdout and makes a handful of registry writes:
-# seconds for these models, so two minutes is far beyond a live holder.
-LOCK_STALE_SECONDS = 120.0
-# How long a registration waits for the lock. Longer than the stale limit plus one poll, so a
-# lock left by a dead registration is always broken by a waiter rather than failing it.
-LOCK_WAIT_SECONDS = 300.0
+# How many times a registration decides again when the champion moved while it scored it.
+DECISION_ATTEMPTS = 5
 
 
 class RegistrationError(RuntimeError):
@@ -93,6 +93,17 @@ def tracking_uri() -> str:
     return uri
 
 
+def checked_margin(margin) -> float:
+    """The promotion margin as a finite number >= 0: a negative one would promote a worse model."""
+    try:
+        value = float(margin)
+    except (TypeError, ValueError):
+        value = math.nan
+    if not math.isfinite(value) or value < 0:
+        raise RegistrationError(f"promotion_margin must be a finite number >= 0, got {margin!r}")
+    return value
+
+
 def wait_for_tracking_server(uri: str, budget: float | None = None) -> None:
     """Returns once an http(s) tracking server answers its health check.
 
@@ -118,111 +129,39 @@ def wait_for_tracking_server(uri: str, budget: float | None = None) -> None:
                 return
             problem = f"health check answered HTTP {exc.code}"
         except (OSError, urllib.error.URLError) as exc:
-            problem = str(getattr(exc, "reason", exc))
+            problem = mask_credentials(str(getattr(exc, "reason", exc)))
         waited = time.monotonic() - started
         if waited + delay > budget:
             raise RegistrationError(
-                f"MLflow tracking server {uri} unreachable after {attempts} attempts over {waited:.0f} s "
+                f"MLflow tracking server {mask_credentials(uri)} unreachable after {attempts} attempts over {waited:.0f} s "
                 f"({problem}); nothing was registered"
             )
-        log.warning("MLflow tracking server %s unreachable (%s); retrying in %.0f s", uri, problem, delay)
+        log.warning("MLflow tracking server %s unreachable (%s); retrying in %.0f s", mask_credentials(uri), problem, delay)
         time.sleep(delay)
         delay = min(delay * 2, 15.0)
 
 
-@contextmanager
-def promotion_lock(client, model_name: str, wait: float | None = None):
-    """One promotion decision at a time for `model_name`, across processes and machines.
+def alias_version(client, model_name: str, alias: str) -> str | None:
+    """The version `alias` points at; None only when the registry says the alias does not exist.
 
-    The registry has no compare-and-set for aliases: two registrations deciding at once would both
-    compare against the same champion, and the worse one could move `champion` last. Creating a
-    registered model is atomic (names are unique), so a registered model named
-    `<model_name>.promotion-lock` is the lock, deleted on release. A lock older than
-    LOCK_STALE_SECONDS was left by a registration that died, and is broken (_break_stale_lock);
-    `wait` defaults to LOCK_WAIT_SECONDS.
-    """
-    from mlflow.exceptions import MlflowException
-
-    if wait is None:
-        wait = LOCK_WAIT_SECONDS
-    lock = f"{model_name}.promotion-lock"
-    deadline = time.monotonic() + wait
-    delay = 0.2
-    while True:
-        try:
-            client.create_registered_model(lock, description=f"held by {socket.gethostname()} pid {os.getpid()}")
-            break
-        except MlflowException as exc:
-            if exc.error_code != "RESOURCE_ALREADY_EXISTS":
-                raise
-        if _break_stale_lock(client, lock):
-            continue
-        if time.monotonic() > deadline:
-            raise RegistrationError(f"another registration of {model_name} held the promotion lock {lock!r} for over {wait:.0f} s")
-        time.sleep(delay)
-        delay = min(delay * 2, 5.0)
-    try:
-        yield
-    finally:
-        try:
-            client.delete_registered_model(lock)
-        except Exception as exc:  # it goes stale and is broken later; the registration stands
-            log.error("could not release promotion lock %s: %s", lock, exc)
-
-
-def _break_stale_lock(client, lock: str) -> bool:
-    """Deletes `lock` if the registry's clock says it is older than LOCK_STALE_SECONDS; True if it did.
-
-    Waiters that find the same stale lock must not each delete "the lock" by name: the slower one
-    would delete the lock the faster one has just taken. So a breaker first claims that lock by
-    creating `<lock>.break-<its creation time>` (atomic: one claim per lock), checks that the lock
-    is still the one it claimed, deletes it, then its claim. The claim's creation time, stamped by
-    the registry, is the "now" the lock's age is measured against: a waiter whose clock runs ahead
-    does not break a live lock. A claim left by a breaker that died is removed once it is stale.
+    MLflow answers an absent alias with INVALID_PARAMETER_VALUE "Registered model alias X not
+    found." and an absent model with RESOURCE_DOES_NOT_EXIST "Registered Model with name=X not
+    found" (the same over REST, prefixed with the code). The codes alone are not enough: MLflow
+    derives them from the HTTP status when a body is not MLflow's (a proxy's 404 or 400).
+    Anything else (a refusal, a server error, a timeout) is raised: it says nothing about the alias.
     """
     from mlflow.exceptions import MlflowException
 
     try:
-        held = client.get_registered_model(lock)
-    except MlflowException:  # released meanwhile
-        return False
-    if time.time() - held.creation_timestamp / 1000 <= LOCK_STALE_SECONDS:  # by this clock; confirmed by the registry's below
-        return False
-    claim = f"{lock}.break-{held.creation_timestamp}"
-    try:
-        claimed_at = client.create_registered_model(claim, description=f"breaking {lock}: {held.description}").creation_timestamp
+        return str(client.get_model_version_by_alias(model_name, alias).version)
     except MlflowException as exc:
-        if exc.error_code != "RESOURCE_ALREADY_EXISTS":
-            raise
-        _remove_stale_claim(client, claim)
-        return False
-    try:
-        current = client.get_registered_model(lock)
-        age = (claimed_at - held.creation_timestamp) / 1000
-        if current.creation_timestamp != held.creation_timestamp or age <= LOCK_STALE_SECONDS:
-            return False
-        log.warning("breaking promotion lock %s: %s, taken %.0f s ago", lock, held.description, age)
-        client.delete_registered_model(lock)
-        return True
-    except MlflowException:  # released meanwhile
-        return False
-    finally:
-        try:
-            client.delete_registered_model(claim)
-        except MlflowException as exc:  # it goes stale and is removed by a later waiter
-            log.error("could not remove promotion lock claim %s: %s", claim, exc)
-
-
-def _remove_stale_claim(client, claim: str) -> None:
-    """A claim lives for the few requests of one break; an old one was left by a breaker that died."""
-    from mlflow.exceptions import MlflowException
-
-    try:
-        if time.time() - client.get_registered_model(claim).creation_timestamp / 1000 > LOCK_STALE_SECONDS:
-            log.warning("removing promotion lock claim %s left by a breaker that died", claim)
-            client.delete_registered_model(claim)
-    except MlflowException:  # removed meanwhile
-        pass
+        absent = {
+            "INVALID_PARAMETER_VALUE": f"Registered model alias {alias} not found.",
+            "RESOURCE_DOES_NOT_EXIST": f"Registered Model with name={model_name} not found",
+        }.get(exc.error_code)
+        if absent and exc.message.endswith(absent):
+            return None
+        raise
 
 
 def beats(challenger: float, champion: float, metric: str, margin: float) -> bool:
@@ -233,28 +172,34 @@ def beats(challenger: float, champion: float, metric: str, margin: float) -> boo
 
 
 def decide_promotion(client, model_name: str, test: pd.DataFrame, config: DatasetConfig, metrics: dict[str, float], margin: float) -> Promotion:
-    """Scores the current champion on this run's holdout and compares it with the challenger."""
-    import mlflow.sklearn
-    from mlflow.exceptions import MlflowException
+    """Scores the current champion on this run's holdout and compares it with the challenger.
 
+    A champion that cannot be read or loaded fails the decision (the registry is not answering
+    as it should); one that loads but cannot score this holdout keeps its place.
+    """
     metric = config.registry.metric
     if metric not in metrics:
         raise RegistrationError(f"evaluation produced no {metric!r}; it produced {sorted(metrics)}")
     value = metrics[metric]
-    try:
-        champion = client.get_model_version_by_alias(model_name, CHAMPION)
-    except MlflowException:
+    champion = alias_version(client, model_name, CHAMPION)
+    if champion is None:
         return Promotion(True, "no champion yet", metric, value)
+    champion_model = _champion_model(model_name, champion)
     try:
-        champion_model = mlflow.sklearn.load_model(f"models:/{model_name}/{champion.version}")
         champion_value = holdout_metrics(champion_model, test, config)[metric]
-    except Exception as exc:  # a champion that cannot score this holdout keeps its place
-        log.warning("champion v%s could not be scored on this holdout: %s", champion.version, exc)
-        return Promotion(False, f"champion v{champion.version} could not be scored on this holdout ({exc}); kept", metric, value, str(champion.version))
+    except Exception as exc:
+        log.warning("champion v%s could not be scored on this holdout: %s", champion, exc)
+        return Promotion(False, f"champion v{champion} could not be scored on this holdout ({exc}); kept", metric, value, champion)
     promote = beats(value, champion_value, metric, margin)
     verdict = "beats" if promote else "does not beat"
-    reason = f"{metric} {value:.5f} {verdict} champion v{champion.version} {champion_value:.5f} by more than {margin:g}"
-    return Promotion(promote, reason, metric, value, str(champion.version), champion_value)
+    reason = f"{metric} {value:.5f} {verdict} champion v{champion} {champion_value:.5f} by more than {margin:g}"
+    return Promotion(promote, reason, metric, value, champion, champion_value)
+
+
+def _champion_model(model_name: str, version: str):
+    import mlflow.sklearn
+
+    return mlflow.sklearn.load_model(f"models:/{model_name}/{version}")
 
 
 def trusted_types_for(model) -> list[str]:
@@ -293,126 +238,205 @@ def register_model(
     artifacts: dict[str, Path],
     params: dict[str, Any],
 ) -> Registration:
-    """Logs, registers and aliases the model; on any failure after the version exists, removes it."""
+    """Logs a run, registers its model as a new version, decides, and moves the aliases under the lock.
+
+    Any failure once the run exists is rolled back in one place (_roll_back) and raised as a
+    RegistrationError naming the registry; nothing is moved that was not put back.
+    """
     import mlflow
-    import mlflow.sklearn
     from mlflow import MlflowClient
 
+    margin = checked_margin(margin)
     uri = tracking_uri()
     if config.registry.metric not in metrics:
         raise RegistrationError(f"evaluation produced no {config.registry.metric!r}; it produced {sorted(metrics)}")
     trusted = trusted_types_for(model)
     signature = model_signature(model, train, config)
-    X_train, _ = features_and_target(train, config)
-
     wait_for_tracking_server(uri)
-    mlflow.set_tracking_uri(uri)
-    client = MlflowClient()
-    mlflow.set_experiment(model_name)
+
     tags = {**lineage, "dataset": config.name, "task": config.task}
-    with mlflow.start_run(run_name=f"{model_name}-{lineage.get('pipeline_run_id') or 'local'}", tags=tags) as run:
-        mlflow.log_params(params)
-        mlflow.log_metrics(metrics)
-        mlflow.log_dict(config.model_dump(mode="json"), "config.json")
-        for file_name, path in artifacts.items():
-            mlflow.log_text(path.read_text(), f"reports/{file_name}")
-        info = mlflow.sklearn.log_model(
-            model,
-            name="model",
-            serialization_format="skops",
-            skops_trusted_types=trusted,
-            signature=signature,
-            input_example=X_train.head(5),
-            pip_requirements=_pinned_requirements(),
-        )
-        try:
-            version = mlflow.register_model(info.model_uri, model_name, tags={**tags, **{k: f"{v:.6g}" for k, v in metrics.items()}})
-        except Exception as exc:
-            # The server may have created the version before the failure reached us.
-            for orphan in _versions_of_run(client, model_name, run.info.run_id):
-                _withdraw(client, model_name, orphan, {})
-            raise RegistrationError(f"registering {model_name} from run {run.info.run_id} failed: {exc}") from exc
-        withdrawn = False
-        try:
-            with promotion_lock(client, model_name):
-                previous: dict[str, str | None] = {}
-                try:
-                    # Decided under the lock, against the champion as it is now.
-                    promotion = decide_promotion(client, model_name, test, config, metrics, margin)
-                    previous = {alias: _alias_version(client, model_name, alias) for alias in (CHAMPION, CHALLENGER)}
-                    client.set_registered_model_alias(model_name, CHALLENGER, version.version)
-                    client.set_model_version_tag(model_name, version.version, "promotion", promotion.reason)
-                    mlflow.set_tags({"registered_version": version.version, "promoted": str(promotion.promote).lower()})
-                    mlflow.end_run()
-                    aliases = [CHALLENGER]
-                    # Moved last, so a registration that fails never leaves champion on its version.
-                    if promotion.promote:
-                        client.set_registered_model_alias(model_name, CHAMPION, version.version)
-                        aliases.append(CHAMPION)
-                except Exception:
-                    # Undone under the lock: no other registration can have moved an alias since.
-                    withdrawn = True
-                    _withdraw(client, model_name, version.version, previous)
-                    if mlflow.active_run() is None:  # already ended, so leaving `start_run` will not mark it failed
-                        _mark_failed(client, run.info.run_id)
-                    raise
-        except Exception as exc:
-            if not withdrawn:  # the lock was never taken, so no alias was touched
-                _withdraw(client, model_name, version.version, {})
-            raise RegistrationError(f"registering {model_name} v{version.version} failed and was rolled back: {exc}") from exc
+    version = changes = run_id = None
+    lock = None
+    try:
+        mlflow.set_tracking_uri(uri)
+        client = MlflowClient(uri)
+        mlflow.set_experiment(model_name)
+        run_id = mlflow.start_run(run_name=f"{model_name}-{lineage.get('pipeline_run_id') or 'local'}", tags=tags).info.run_id
+        model_uri = _log_run(model, train, config, metrics, trusted, signature, artifacts, params)
+        version = _register_version(model_uri, model_name, run_id, {**tags, **{k: f"{v:.6g}" for k, v in metrics.items()}})
+        lock = PromotionLock(client, model_name)
+        changes = AliasChanges(client, model_name, version)
+        promotion = _promote(client, lock, changes, test, config, metrics, margin)
+    except BaseException as exc:
+        clean = run_id is None or _roll_back(client, model_name, run_id, version, changes)  # under the lock if held
+        if lock is not None:
+            lock.release_quietly()
+        if not isinstance(exc, Exception):
+            raise
+        raise RegistrationError(_failure(exc, model_name, run_id, version, uri, clean)) from exc
     return Registration(
         model_name=model_name,
-        version=str(version.version),
-        run_id=run.info.run_id,
-        model_uri=f"models:/{model_name}/{version.version}",
-        aliases=aliases,
+        version=version,
+        run_id=run_id,
+        model_uri=f"models:/{model_name}/{version}",
+        aliases=changes.moved[:],
         promotion=asdict(promotion),
         metrics=metrics,
     )
 
 
-def _alias_version(client, model_name: str, alias: str) -> str | None:
-    from mlflow.exceptions import MlflowException
+def _log_run(model, train, config, metrics, trusted, signature, artifacts, params) -> str:
+    """Parameters, metrics, config, reports and the model in skops, in the active run."""
+    import mlflow
+    import mlflow.sklearn
 
+    mlflow.log_params(params)
+    mlflow.log_metrics(metrics)
+    mlflow.log_dict(config.model_dump(mode="json"), "config.json")
+    for file_name, path in artifacts.items():
+        mlflow.log_text(path.read_text(), f"reports/{file_name}")
+    return mlflow.sklearn.log_model(
+        model,
+        name="model",
+        serialization_format="skops",
+        skops_trusted_types=trusted,
+        signature=signature,
+        input_example=features_and_target(train, config)[0].head(5),
+        pip_requirements=_pinned_requirements(),
+    ).model_uri
+
+
+def _register_version(model_uri: str, model_name: str, run_id: str, tags: dict[str, str]) -> str:
+    import mlflow
+
+    return str(mlflow.register_model(model_uri, model_name, tags=tags).version)
+
+
+def _promote(client, lock: PromotionLock, changes: AliasChanges, test, config, metrics, margin) -> Promotion:
+    """Decides outside the lock (scoring the champion takes a while), then confirms and moves under it.
+
+    The decision stands only if the champion is the one it was taken against; if another
+    registration moved it meanwhile, the lock is let go and the new champion is scored.
+    """
+    for _ in range(DECISION_ATTEMPTS):
+        promotion = decide_promotion(client, changes.model_name, test, config, metrics, margin)
+        lock.acquire()
+        if changes.read(CHAMPION) == promotion.champion_version:
+            _move_aliases(client, lock, changes, promotion)
+            lock.release()  # raises if the lock was lost meanwhile: the moves are then rolled back
+            return promotion
+        log.info("champion of %s moved to v%s while v%s was deciding; deciding again",
+                 changes.model_name, changes.found[CHAMPION], changes.version)
+        lock.release()
+    raise RegistrationError(f"the champion of {changes.model_name} moved {DECISION_ATTEMPTS} times while this version decided")
+
+
+def _move_aliases(client, lock: PromotionLock, changes: AliasChanges, promotion: Promotion) -> None:
+    """Under the lock: challenger, the decision on the version and the run, then champion last,
+    so a registration that fails never leaves champion on its version."""
+    import mlflow
+
+    changes.read(CHALLENGER)
+    lock.check()
+    changes.move(CHALLENGER)
+    client.set_model_version_tag(changes.model_name, changes.version, "promotion", promotion.reason)
+    mlflow.set_tags({"registered_version": changes.version, "promoted": str(promotion.promote).lower()})
+    mlflow.end_run()
+    if promotion.promote:
+        lock.check()
+        changes.move(CHAMPION)
+
+
+class AliasChanges:
+    """The aliases one registration moves to its version, and where each was before.
+
+    An alias moves only after its current version was read, so a rollback restores exactly what
+    it found: it deletes only an alias this registration created, and leaves an alias that no
+    longer points at this version (moved by someone else since) alone.
+    """
+
+    def __init__(self, client, model_name: str, version: str):
+        self.client, self.model_name, self.version = client, model_name, version
+        self.found: dict[str, str | None] = {}
+        self.moved: list[str] = []
+
+    def read(self, alias: str) -> str | None:
+        self.found[alias] = alias_version(self.client, self.model_name, alias)
+        return self.found[alias]
+
+    def move(self, alias: str) -> None:
+        if alias not in self.found:
+            raise RegistrationError(f"alias {alias} of {self.model_name} would move before its current version was read")
+        self.moved.append(alias)  # before the call: a call that fails may still have been applied
+        self.client.set_registered_model_alias(self.model_name, alias, self.version)
+
+    def undo(self) -> bool:
+        """Puts every moved alias back; True when none can still point at this version."""
+        clean = True
+        for alias in reversed(self.moved[:]):
+            earlier = self.found[alias]
+            try:
+                if alias_version(self.client, self.model_name, alias) == self.version:
+                    if earlier is None:  # created by this registration
+                        self.client.delete_registered_model_alias(self.model_name, alias)
+                    else:
+                        self.client.set_registered_model_alias(self.model_name, alias, earlier)
+                self.moved.remove(alias)
+            except Exception as exc:
+                clean = False
+                log.error("could not put alias %s of %s back on %s: %s", alias, self.model_name,
+                          f"v{earlier}" if earlier else "nothing", mask_credentials(str(exc)))
+        return clean
+
+
+def _roll_back(client, model_name: str, run_id: str, version: str | None, changes: AliasChanges | None) -> bool:
+    """Best effort, each step on its own: aliases back, then the version, then the run marked failed.
+
+    The version is deleted only when no alias can still point at it: deleting a version deletes
+    its aliases, and `champion` must never vanish. Without a version number, the registry may
+    still have created one before the failure reached us: it is looked up by run. The original
+    failure is the one worth raising, so failures here are only logged; False if any step failed.
+    """
+    import mlflow
+
+    clean = changes is None or changes.undo()
+    if clean:
+        for withdrawn in [version] if version else _versions_of_run(client, model_name, run_id):
+            try:
+                client.delete_model_version(model_name, withdrawn)
+            except Exception as exc:
+                clean = False
+                log.error("could not withdraw %s v%s: %s", model_name, withdrawn, mask_credentials(str(exc)))
+    else:
+        log.error("kept %s v%s: an alias may still point at it", model_name, version)
     try:
-        return str(client.get_model_version_by_alias(model_name, alias).version)
-    except MlflowException:
-        return None
+        client.set_terminated(run_id, "FAILED")
+    except Exception as exc:
+        clean = False
+        log.error("could not mark run %s failed: %s", run_id, mask_credentials(str(exc)))
+    active = mlflow.active_run()
+    if active is not None and active.info.run_id == run_id:
+        try:
+            mlflow.end_run("FAILED")  # leaves the run on this client (before its own request, which may fail)
+        except Exception as exc:
+            log.error("could not end run %s: %s", run_id, mask_credentials(str(exc)))
+    return clean
 
 
 def _versions_of_run(client, model_name: str, run_id: str) -> list[str]:
     try:
         return [str(v.version) for v in client.search_model_versions(f"name='{model_name}' and run_id='{run_id}'")]
     except Exception as exc:
-        log.error("could not look for versions of %s from run %s: %s", model_name, run_id, exc)
+        log.error("could not look for versions of %s from run %s: %s", model_name, run_id, mask_credentials(str(exc)))
         return []
 
 
-def _withdraw(client, model_name: str, version: str, previous: dict[str, str | None]) -> None:
-    """Best effort: aliases return to the versions in `previous` (None: no alias), then the version goes.
-
-    Aliases come first and each step is tried on its own, so a registry failing midway still leaves
-    champion where it was; deleting the version also deletes any alias still pointing at it.
-    The original failure is the one worth raising, so failures here are only logged.
-    """
-    for alias, earlier in previous.items():
-        try:
-            if _alias_version(client, model_name, alias) == earlier:
-                continue
-            if earlier is None:
-                client.delete_registered_model_alias(model_name, alias)
-            else:
-                client.set_registered_model_alias(model_name, alias, earlier)
-        except Exception as exc:
-            log.error("could not put alias %s of %s back on v%s: %s", alias, model_name, earlier, exc)
-    try:
-        client.delete_model_version(model_name, version)
-    except Exception as exc:
-        log.error("could not withdraw %s v%s: %s", model_name, version, exc)
-
-
-def _mark_failed(client, run_id: str) -> None:
-    try:
-        client.set_terminated(run_id, "FAILED")
-    except Exception as exc:
-        log.error("could not mark run %s failed: %s", run_id, exc)
+def _failure(exc: Exception, model_name: str, run_id: str | None, version: str | None, uri: str, clean: bool) -> str:
+    undone = "was rolled back" if clean else "was rolled back in part (see the log)"
+    if version:
+        what = f"registering {model_name} v{version} failed and {undone}"
+    elif run_id:
+        what = f"registering {model_name} from run {run_id} failed and {undone}"
+    else:
+        what = f"registering {model_name} failed before anything was written"
+    return mask_credentials(f"{what}: {exc} (MLflow registry {uri})")
