@@ -15,6 +15,10 @@ kubectl get events -A --sort-by=.lastTimestamp >"$out/events.txt" 2>&1
 kubectl get inferenceservices,servingruntimes,clusterservingruntimes -A -o yaml >"$out/kserve.yaml" 2>&1
 kubectl -n kubeflow get workflows.argoproj.io -o yaml >"$out/argo-workflows.yaml" 2>&1
 kubectl get deployments,services,configmaps -n kubeflow >"$out/kubeflow-objects.txt" 2>&1
+# Who may reach and do what (a refused connection or a 403 starts here); Secrets by name only.
+kubectl get networkpolicies -A -o yaml >"$out/network-policies.yaml" 2>&1
+kubectl get roles,rolebindings,serviceaccounts,secrets -n models >"$out/models-access.txt" 2>&1
+kubectl get roles,rolebindings,serviceaccounts,secrets -n kubeflow >"$out/kubeflow-access.txt" 2>&1
 
 # namespace name phase ready-flags, one pod a line
 kubectl get pods -A -o jsonpath='{range .items[*]}{.metadata.namespace}{" "}{.metadata.name}{" "}{.status.phase}{" "}{range .status.containerStatuses[*]}{.ready}{","}{end}{"\n"}{end}' \
