@@ -605,11 +605,12 @@ def test_mlflow_server_accepts_the_service_names_and_refuses_other_hosts(mlflow_
 
 
 @pytest.mark.integration
-def test_mlflow_server_requires_a_user_and_cluster_up_creates_the_pipelines_one(mlflow_server_from_manifest, tmp_path):
+def test_mlflow_server_requires_a_user_and_cluster_up_creates_the_pipelines_one(mlflow_server_from_manifest, tmp_path, monkeypatch):
     """Without credentials, or with wrong ones, nothing is read or written; the user cluster-up.sh
     creates (its own script, run as in the pod: admin credentials from the environment, the new
     user on stdin) may then create an experiment, and a second run of the script keeps it working."""
     port, _, env = mlflow_server_from_manifest
+    monkeypatch.chdir(tmp_path)  # the MLflow client here must not leave files in the working tree
     assert get(port, EXPERIMENT_0, "localhost")[0] == 401
     assert get(port, EXPERIMENT_0, "localhost", ("admin", "wrong-password-123"))[0] == 401
     script = subprocess.run(
@@ -626,24 +627,17 @@ def test_mlflow_server_requires_a_user_and_cluster_up_creates_the_pipelines_one(
     assert get(port, EXPERIMENT_0, "localhost", credentials)[0] == 200
     import mlflow
 
-    client_env = {"MLFLOW_TRACKING_USERNAME": user["username"], "MLFLOW_TRACKING_PASSWORD": user["password"]}
-    old = {k: os.environ.get(k) for k in client_env}
-    os.environ.update(client_env)
-    try:
-        client = mlflow.MlflowClient(tracking_uri=f"http://127.0.0.1:{port}")
-        experiment_id = client.create_experiment("written-by-the-pipelines-user")
-        assert client.get_experiment(experiment_id).name == "written-by-the-pipelines-user"
-        # Not an admin: it cannot make users.
-        from mlflow.server import get_app_client
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", user["username"])
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", user["password"])
+    url = f"http://127.0.0.1:{port}"
+    client = mlflow.MlflowClient(tracking_uri=url, registry_uri=url)
+    experiment_id = client.create_experiment("written-by-the-pipelines-user")
+    assert client.get_experiment(experiment_id).name == "written-by-the-pipelines-user"
+    # Not an admin: it cannot make users.
+    from mlflow.server import get_app_client
 
-        with pytest.raises(mlflow.exceptions.MlflowException, match="Permission denied|PERMISSION_DENIED"):
-            get_app_client("basic-auth", tracking_uri=f"http://127.0.0.1:{port}").create_user("intruder", "c3" * 12)
-    finally:
-        for key, value in old.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+    with pytest.raises(mlflow.exceptions.MlflowException, match="Permission denied|PERMISSION_DENIED"):
+        get_app_client("basic-auth", tracking_uri=url).create_user("intruder", "c3" * 12)
 
 
 # --- scripts -------------------------------------------------------------------------------------
