@@ -1,5 +1,6 @@
-"""Credentials reach steps only through the environment: none of the stack's credential values
-appears in compiled YAML, in what the steps print, in the pipeline root, or in what MLflow keeps."""
+"""Credentials reach steps only through the environment: none of the stack's credential values (S3
+key and secret, MLflow passwords) appears in compiled YAML, in what the steps print, in the
+pipeline root, or in what MLflow keeps."""
 
 from __future__ import annotations
 
@@ -20,9 +21,12 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.fixture(scope="module")
 def credentials(stack) -> list[str]:
-    values = list(stack.credentials)
+    """The S3 key and secret, the steps' MLflow password, and the MLflow admin's password."""
+    values = stack.secrets
     # Meaningful only if the steps really had them: the environment is how they get them.
     assert os.environ["AWS_ACCESS_KEY_ID"] == values[0] and os.environ["AWS_SECRET_ACCESS_KEY"] == values[1]
+    assert os.environ["MLFLOW_TRACKING_PASSWORD"] == stack.mlflow_credentials[1] == values[2]
+    assert stack.admin_credentials[1] in values
     return values
 
 
