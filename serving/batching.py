@@ -5,6 +5,8 @@ request waiting when the predict thread frees up go into one frame and one `pred
 `max_wait` 0 the batcher never waits on purpose: under load, requests pile up while the previous
 batch runs, and a lone request is not delayed. A positive `max_wait` holds a batch open up to
 that long for more rows (useful when requests arrive just too far apart to overlap).
+The rows waiting for a batch are bounded (`max_queued_rows`): past it `submit` refuses at once
+(`QueueFull`), so an overloaded server answers quickly instead of queueing without end.
 """
 
 from __future__ import annotations
@@ -26,6 +28,15 @@ class _Item:
     future: asyncio.Future = field(repr=False)
 
 
+class QueueFull(Exception):
+    """More rows are waiting than the batcher may hold; the request was not queued."""
+
+    def __init__(self, waiting: int, limit: int):
+        super().__init__(f"{waiting} rows are waiting to be scored, and the limit is {limit}")
+        self.waiting = waiting
+        self.limit = limit
+
+
 class DynamicBatcher:
     """`await submit(columns, rows)` returns what `run_batch` gives for those rows.
 
@@ -33,13 +44,20 @@ class DynamicBatcher:
     in the batch concatenated, and returns one result per request (in `sizes` order).
     """
 
-    def __init__(self, run_batch: Callable[[dict[str, list], int, list[int]], list[Any]], max_batch_rows: int = 64, max_wait: float = 0.0, threads: int = 1):
+    def __init__(
+        self, run_batch: Callable[[dict[str, list], int, list[int]], list[Any]], max_batch_rows: int = 64,
+        max_wait: float = 0.0, threads: int = 1, max_queued_rows: int | None = None,
+    ):
         if max_batch_rows < 1:
             raise ValueError(f"max_batch_rows must be at least 1, got {max_batch_rows}")
         if max_wait < 0:
             raise ValueError(f"max_wait must not be negative, got {max_wait}")
         if threads < 1:
             raise ValueError(f"threads must be at least 1, got {threads}")
+        if max_queued_rows is not None and max_queued_rows < 1:
+            raise ValueError(f"max_queued_rows must be at least 1, got {max_queued_rows}")
+        self.max_queued_rows = max_queued_rows  # None: unbounded
+        self.queued_rows = 0  # rows submitted and not yet taken into a batch
         self.run_batch = run_batch
         self.max_batch_rows = max_batch_rows
         self.max_wait = max_wait
@@ -58,11 +76,21 @@ class DynamicBatcher:
         self._executor = ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix="predict")
         self._task = asyncio.get_running_loop().create_task(self._gather_batches())
 
+    def full(self) -> bool:
+        """No more rows can be queued now (checked before decoding a request, to spare the work)."""
+        return self.max_queued_rows is not None and self.queued_rows >= self.max_queued_rows
+
     async def submit(self, columns: dict[str, list], rows: int) -> Any:
+        """Raises QueueFull when the waiting rows and these would pass `max_queued_rows` (a request
+        that finds the queue empty is always taken, however large)."""
+        limit = self.max_queued_rows
+        if limit is not None and self.queued_rows and self.queued_rows + rows > limit:
+            raise QueueFull(self.queued_rows, limit)
         if self._task is None or self._task.done():
             self._start()
         future = asyncio.get_running_loop().create_future()
         self._pending.append(_Item(columns, rows, future))
+        self.queued_rows += rows
         self._arrived.set()
         return await future
 
@@ -73,10 +101,12 @@ class DynamicBatcher:
             item = pending[0]
             if item.future.done():  # the client went away
                 pending.popleft()
+                self.queued_rows -= item.rows
                 continue
             if batch and rows + item.rows > self.max_batch_rows:
                 break
             batch.append(pending.popleft())
+            self.queued_rows -= item.rows
             rows += item.rows
         return rows
 

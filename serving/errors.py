@@ -1,10 +1,11 @@
-"""The one error a client's mistake becomes: a 400 with a JSON body naming the field and the problem."""
+"""The one error a client's mistake becomes: a 400 (or 413, 422, 503...) with a JSON body naming the field and the problem."""
 
 from __future__ import annotations
 
 import logging
 
 from kserve.errors import InvalidInput, ModelNotFound
+from starlette.requests import ClientDisconnect
 
 log = logging.getLogger(__name__)
 
@@ -12,11 +13,12 @@ log = logging.getLogger(__name__)
 class RequestError(InvalidInput):
     """A request the model cannot score; `field` says where (e.g. `instances[3].Lot_Area`)."""
 
-    def __init__(self, field: str, problem: str, status: int = 400):
+    def __init__(self, field: str, problem: str, status: int = 400, headers: dict[str, str] | None = None):
         super().__init__(f"{field}: {problem}")
         self.field = field
         self.problem = problem
         self.status = status
+        self.headers = headers  # e.g. Retry-After with a 503
 
 
 class RouteNotOffered(NotImplementedError):
@@ -38,7 +40,7 @@ def install_error_handler(app, model_version: str | None = None) -> None:
         content = {"error": str(exc), "field": exc.field, "problem": exc.problem}
         if model_version is not None:
             content["model_version"] = model_version
-        return JSONResponse(status_code=exc.status, content=content)
+        return JSONResponse(status_code=exc.status, content=content, headers=exc.headers)
 
     if RequestError not in app.exception_handlers:
         app.add_exception_handler(RequestError, request_error_handler)
@@ -46,8 +48,9 @@ def install_error_handler(app, model_version: str | None = None) -> None:
 
 class ClientErrorFilter(logging.Filter):
     """Drops KServe's traceback for a client's mistake it answers itself (a body it cannot decode: 400;
-    an unknown model name: 404; a route the model does not offer, such as `:explain`: 501): a
-    client's mistake is not a server event."""
+    an unknown model name: 404; a route the model does not offer, such as `:explain`: 501) and for
+    a client gone before its body arrived (or cut off at the request deadline): a client's mistake
+    is not a server event."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return not (record.exc_info and isinstance(record.exc_info[1], (InvalidInput, ModelNotFound, RouteNotOffered)))
+        return not (record.exc_info and isinstance(record.exc_info[1], (InvalidInput, ModelNotFound, RouteNotOffered, ClientDisconnect)))

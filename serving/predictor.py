@@ -10,17 +10,22 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+import msgspec
 import numpy as np
 import orjson
 from kserve import Model
 from threadpoolctl import ThreadpoolController
 
-from serving.batching import DynamicBatcher
+from serving.batching import DynamicBatcher, QueueFull
 from serving.errors import ModelLoadError, RequestError, RouteNotOffered
+from serving.limits import RequestLimits
 from serving.loading import LoadedModel, load_model
 from serving.schema import (
+    TOO_DEEP,
     InputSchema,
     Rows,
+    category_values,
+    check_value_count,
     frame_from_columns,
     records_from_frame,
     request_id,
@@ -31,6 +36,7 @@ from serving.schema import (
 )
 
 log = logging.getLogger(__name__)
+_ANY_JSON = msgspec.json.Decoder()
 
 
 @dataclass(frozen=True)
@@ -40,6 +46,11 @@ class BatchSettings:
     max_request_rows: int = 10_000  # a larger request is refused
     predict_threads: int = 1  # model calls that may run at once
     parallel_rows: int = 256  # model calls of at least this many rows use every core (OpenMP)
+    max_queued_rows: int | None = None  # rows that may wait for a model call; past it 503 (None: 4x max_request_rows)
+
+    @property
+    def queue_limit(self) -> int:
+        return self.max_queued_rows or 4 * self.max_request_rows
 
 
 @dataclass(frozen=True)
@@ -105,11 +116,16 @@ def _v2_datatype(values: np.ndarray) -> str:
 class TabularModel(Model):
     """Serves one MLflow sklearn model; refuses to start if it cannot load or predict it."""
 
-    def __init__(self, name: str, model_uri: str, settings: BatchSettings | None = None, model_version: str | None = None):
+    def __init__(
+        self, name: str, model_uri: str, settings: BatchSettings | None = None, model_version: str | None = None,
+        model_sha256: str | None = None, limits: RequestLimits | None = None,
+    ):
         super().__init__(name)
         self.model_uri = model_uri
         self.settings = settings or BatchSettings()
         self.model_version = model_version  # V2 answers carry it, so a client sees which version answered
+        self.model_sha256 = model_sha256  # the serialized model's expected digest, checked before it loads
+        self.limits = limits or RequestLimits()  # serving.routes puts them in front of every route
         self.loaded: LoadedModel | None = None
         self.class_keys: list[str] = []
         self.schema: InputSchema | None = None
@@ -117,8 +133,8 @@ class TabularModel(Model):
         self._threads: ThreadpoolController | None = None
 
     def load(self) -> bool:
-        self.loaded = load_model(self.model_uri)
-        self.schema = InputSchema.from_signature(self.loaded.signature)
+        self.loaded = load_model(self.model_uri, expected_sha256=self.model_sha256)
+        self.schema = InputSchema.from_signature(self.loaded.signature, category_values(self.loaded.model))
         _ = self.schema.v1_decoder, self.schema.v2_decoder  # made now: a signature they cannot express stops the start
         self.class_keys = [label_key(label) for label in self.loaded.classes or []]
         self._start_serving()
@@ -130,12 +146,15 @@ class TabularModel(Model):
     def _start_serving(self) -> None:
         """What a process needs beside the loaded model: the batcher and the native thread pools' handle."""
         s = self.settings
-        self.batcher = DynamicBatcher(self._score, max_batch_rows=s.max_batch_size, max_wait=s.max_wait_ms / 1000, threads=s.predict_threads)
+        self.batcher = DynamicBatcher(
+            self._score, max_batch_rows=s.max_batch_size, max_wait=s.max_wait_ms / 1000, threads=s.predict_threads,
+            max_queued_rows=s.queue_limit,
+        )
         self._threads = ThreadpoolController()
 
     def _warm_up(self) -> None:
         """Scores the model's input example through the request path and encodes both protocols'
-        answers; a failure stops the server. Its text values are the first the schema knows."""
+        answers; a failure stops the server."""
         example = self.loaded.input_example
         if example is None:
             raise ModelLoadError(f"{self.model_uri} has no input example to warm up on (log the model with input_example=)")
@@ -210,6 +229,7 @@ class TabularModel(Model):
             return self._parse(payload, max_rows)  # the decoded body is freed before the collector resumes
 
     def _parse(self, payload: Body, max_rows: int) -> _Parsed:
+        check_value_count(payload.data, self.schema, max_rows)
         if payload.protocol == "v1":
             rows = rows_from_v1_typed(payload.data, self.schema, max_rows)
             if rows is not None:
@@ -218,25 +238,35 @@ class TabularModel(Model):
             typed = rows_from_v2_typed(payload.data, self.schema, max_rows)
             if typed is not None:
                 return _Parsed(typed[0], "v2", typed[1])
-        # Anything the typed decoding did not take: decoded as it is, and what is wrong named.
+        # Anything the typed decoding did not take: decoded as it is, and what is wrong named. By
+        # msgspec, not orjson: orjson first parses into a tree of its own, which tripled the peak.
         try:
-            body = orjson.loads(payload.data)
-        except orjson.JSONDecodeError as exc:
+            body = _ANY_JSON.decode(payload.data)
+        except msgspec.DecodeError as exc:
             raise RequestError("body", f"is not valid JSON: {exc}") from None
-        if payload.protocol == "v2":
-            rows = rows_from_v2(body, self.schema, max_rows)
-            return _Parsed(rows, "v2", request_id(body))
-        return _Parsed(rows_from_v1(body, self.schema, max_rows), "v1")
+        except RecursionError:
+            raise RequestError("body", TOO_DEEP) from None
+        try:
+            if payload.protocol == "v2":
+                rows = rows_from_v2(body, self.schema, max_rows)
+                return _Parsed(rows, "v2", request_id(body))
+            return _Parsed(rows_from_v1(body, self.schema, max_rows), "v1")
+        except RecursionError:  # naming a deeply nested value (its repr) can recurse too far
+            raise RequestError("body", TOO_DEEP) from None
 
     async def preprocess(self, payload: Body, headers: dict[str, str] | None = None) -> _Parsed:
         if not isinstance(payload, Body):
             # Only KServe's generic routes hand the model anything else: `:explain`, which it does not offer.
             raise RouteNotOffered(f"model {self.name} answers /v1/models/{self.name}:predict and /v2/models/{self.name}/infer only")
+        if self.batcher.full():  # refused before the body is decoded: an overloaded server spends nothing on it
+            raise _overloaded(QueueFull(self.batcher.queued_rows, self.batcher.max_queued_rows))
         return self.parse(payload, self.settings.max_request_rows)
 
     async def predict(self, payload: _Parsed, headers: dict[str, str] | None = None) -> dict:
         try:
             scored: Scored = await self.batcher.submit(payload.rows.columns, payload.rows.count)
+        except QueueFull as exc:
+            raise _overloaded(exc) from None
         except ValueError as exc:
             # Values the signature allows that the model still refuses (e.g. sums of huge numbers
             # overflowing to infinity in a derived feature); the model scored its input example.
@@ -258,6 +288,14 @@ class TabularModel(Model):
         if scored.proba is not None:
             outputs += [_v2_tensor(f"probability_{key}", scored.proba[:, i]) for i, key in enumerate(self.class_keys)]
         return {"model_name": self.name, "model_version": self.model_version, "id": request_id or str(uuid.uuid4()), "parameters": None, "outputs": outputs}
+
+
+RETRY_AFTER_SECONDS = "1"  # a full queue (4 requests of the most rows, by default) drains in about a second
+
+
+def _overloaded(exc: QueueFull) -> RequestError:
+    log.debug("refused a request: %s", exc)
+    return RequestError("queue", f"the server is busy: {exc}; retry later", status=503, headers={"Retry-After": RETRY_AFTER_SECONDS})
 
 
 def _v2_tensor(name: str, values: np.ndarray) -> dict:

@@ -8,6 +8,7 @@ decode the body straight into typed columns checked against the signature (servi
 answer with orjson, through the same `Model.__call__` (so KServe's Prometheus histograms still
 count every request). The URLs, request bodies and responses are KServe's V1 and Open Inference
 Protocol ones; health, readiness, metadata and /metrics stay KServe's.
+Every route, KServe's included, sits behind the body limit (serving.limits.BodyLimit).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from serving.errors import RequestError, install_error_handler
+from serving.limits import BodyLimit
 
 JSON_CONTENT_TYPES = ("application/json", "application/cloudevents+json", "application/ld+json")
 
@@ -29,7 +31,7 @@ def install_routes(app, model) -> None:
     from serving.predictor import Body
 
     install_error_handler(app, model.model_version)
-    drop_request_timing(app)
+    build_guarded_stack(app, model.limits.max_body_bytes, model.model_version)
 
     def route(protocol: str):
         async def endpoint(request: Request) -> Response:
@@ -45,17 +47,19 @@ def install_routes(app, model) -> None:
     app.add_route(f"/v2/models/{model.name}/infer", route("v2"), methods=["POST"], include_in_schema=False)
 
 
-def drop_request_timing(app) -> None:
-    """Leaves KServe's per-request timing middleware out of the app unless its log lines are on
+def build_guarded_stack(app, max_body_bytes: int, model_version: str | None = None) -> None:
+    """The app's middleware stack, built when the server starts, gets the body limit outside
+    everything else (before Starlette's error middleware, which would answer 500 to what the
+    limit ends). KServe's per-request timing middleware is left out unless its log lines are on
     (`--access-log`): it calls getrusage() twice per request, a quarter of the event loop's time
     under load."""
     from timing_asgi import TimingMiddleware
 
     build = app.build_middleware_stack
 
-    def build_without_timing():
+    def build_guarded():
         if not logging.getLogger("kserve.trace").isEnabledFor(logging.INFO):
             app.user_middleware = [m for m in app.user_middleware if m.cls is not TimingMiddleware]
-        return build()
+        return BodyLimit(build(), max_body_bytes, model_version)
 
-    app.build_middleware_stack = build_without_timing
+    app.build_middleware_stack = build_guarded

@@ -2,8 +2,8 @@
 
 The schema is computed once at load time. A request body is first decoded by msgspec straight
 into typed structs made from the signature (`rows_from_v1_typed`, `rows_from_v2_typed`), which
-checks every value against its column in C; text values already sent before come back as the
-same string objects (`KnownText`). A body that does not fit takes the general path: decoded by
+checks every value against its column in C; text values among the model's own categories come
+back as the same string objects (`KnownText`). A body that does not fit takes the general path: decoded by
 orjson and checked in Python, a few set operations per column, naming what is wrong.
 Neither decoder accepts NaN or infinities, so every float is finite. Pandas is touched once per
 *batch*, in the predict thread.
@@ -73,6 +73,8 @@ class Column:
 @dataclass(frozen=True)
 class InputSchema:
     columns: tuple[Column, ...]
+    # (column, its known text values) for text columns whose categories the model knows
+    text_values: tuple[tuple[str, frozenset[str]], ...] = ()
 
     @cached_property
     def names(self) -> frozenset[str]:
@@ -90,7 +92,7 @@ class InputSchema:
     def __getstate__(self) -> dict:
         # Server workers get the model pickled; what is derived from the columns (the decoder's
         # generated types cannot be pickled) is made again on first use.
-        return {"columns": self.columns}
+        return {"columns": self.columns, "text_values": self.text_values}
 
     @cached_property
     def v1_decoder(self) -> msgspec.json.Decoder:
@@ -111,8 +113,9 @@ class InputSchema:
         return KnownText(self)
 
     @classmethod
-    def from_signature(cls, signature) -> "InputSchema":
-        """From an MLflow ModelSignature with named column inputs."""
+    def from_signature(cls, signature, categories: dict[str, Sequence[str]] | None = None) -> "InputSchema":
+        """From an MLflow ModelSignature with named column inputs, and the model's text categories
+        per column (`category_values`), which become the text columns' known values."""
         from serving.errors import ModelLoadError
 
         if signature is None or signature.inputs is None or not signature.inputs.has_input_names():
@@ -126,7 +129,11 @@ class InputSchema:
                 raise ModelLoadError(f"column {spec.name!r} appears twice in the signature")
             kind, allowed = _KINDS[type_name]
             columns.append(Column(spec.name, type_name, kind, spec.required, allowed))
-        return cls(tuple(columns))
+        categories = categories or {}
+        text_values = tuple(
+            (c.name, frozenset(categories[c.name])) for c in columns if c.kind == "string" and categories.get(c.name)
+        )
+        return cls(tuple(columns), text_values)
 
 
 def _v1_decoder(columns: tuple[Column, ...], value_type: Callable[[Column], Any]) -> msgspec.json.Decoder:
@@ -160,68 +167,63 @@ def _typed_struct(name: str, columns: tuple[Column, ...], value_type: Callable[[
     )
 
 
-# Past either limit a text column is decoded as any text again: what is remembered stays small, and
-# free text does not keep missing.
+# A column with more categories, or one longer, is decoded as any text: the decoders stay small.
 KNOWN_VALUES_PER_COLUMN = 256
 KNOWN_VALUE_LENGTH = 64
 
 
+def category_values(model) -> dict[str, list[str]]:
+    """The text categories a fitted model knows for each input column: from every encoder with
+    `categories_` (OneHotEncoder, OrdinalEncoder) found in its Pipelines and ColumnTransformers,
+    by the input column names it is applied to."""
+    found: dict[str, set[str]] = {}
+
+    def visit(estimator, columns) -> None:
+        if hasattr(estimator, "transformers_"):  # a fitted ColumnTransformer: its fitted parts and their columns
+            for _, part, selected in estimator.transformers_:
+                if not isinstance(part, str):  # "drop", "passthrough"
+                    names = list(selected) if all(isinstance(c, str) for c in selected) else None
+                    visit(part, names)
+        elif hasattr(estimator, "steps"):  # a Pipeline
+            for _, step in estimator.steps:
+                if step is not None and not isinstance(step, str):
+                    visit(step, columns)
+        elif hasattr(estimator, "categories_"):
+            names = list(getattr(estimator, "feature_names_in_", None) if columns is None else columns) or []
+            if len(names) == len(estimator.categories_):
+                for name, categories in zip(names, estimator.categories_):
+                    found.setdefault(name, set()).update(c for c in categories if isinstance(c, str))
+
+    visit(model, None)
+    return {name: sorted(values) for name, values in found.items()}
+
+
 class KnownText:
-    """The values each text column has been sent so far, decoded as msgspec Literals.
+    """Each text column's categories, from the model (`category_values`), decoded as msgspec Literals.
 
     A Literal hands back one shared str object for every occurrence of a value, where decoding as
     `str` allocates a new string each time. Category values repeat from row to row: a 1,000-row
     request of the Ames model then allocates 40,000 strings fewer, and the model's category checks
     hash and compare a few dozen objects per column instead of 1,000 new ones. A body with a value
-    not known yet fails this decoding and is decoded by the schema's own typed decoders; its values
-    are learnt from the rows that gives. Used from the event loop's thread only.
+    the model does not know fails this decoding and is decoded by the schema's own typed decoders,
+    as any text. The values are fixed at load: what one client sends never changes how another's
+    request is decoded, and the decoders are made once.
     """
 
     def __init__(self, schema: InputSchema):
-        self.schema = schema
-        # None once the column is past a limit
-        self.values: dict[str, set[str] | None] = {c.name: set() for c in schema.columns if c.kind == "string"}
-        self._decoders: dict[str, msgspec.json.Decoder | None] = {}
+        self.values: dict[str, frozenset[str]] = {
+            name: values for name, values in schema.text_values
+            if len(values) <= KNOWN_VALUES_PER_COLUMN and all(len(v) <= KNOWN_VALUE_LENGTH for v in values)
+        }
+        self.v1_decoder = _v1_decoder(schema.columns, self._value_type)
+        self.v2_decoder = _v2_decoder(schema.columns, self._value_type)
 
     def _value_type(self, column: Column):
         known = self.values.get(column.name)
-        if known is None:
+        if not known or column.kind != "string":
             return _value_type(column)
-        # A column with no value known yet takes only "": a Literal needs at least one value.
-        value = Literal[tuple(known) or ("",)]
+        value = Literal[tuple(sorted(known))]
         return value if column.required else value | None
-
-    @property
-    def v1_decoder(self) -> msgspec.json.Decoder:
-        if "v1" not in self._decoders:
-            self._decoders["v1"] = _v1_decoder(self.schema.columns, self._value_type)
-        return self._decoders["v1"]
-
-    @property
-    def v2_decoder(self) -> msgspec.json.Decoder | None:
-        if "v2" not in self._decoders:
-            self._decoders["v2"] = _v2_decoder(self.schema.columns, self._value_type)
-        return self._decoders["v2"]
-
-    def learn(self, columns: dict[str, Sequence]) -> None:
-        """Remembers the text values of checked rows; the decoders are made again on next use."""
-        changed = False
-        for name, known in self.values.items():
-            if known is None:
-                continue
-            new = set(columns[name]).difference(known)
-            new.discard(None)
-            if not new:
-                continue
-            changed = True
-            if len(known) + len(new) > KNOWN_VALUES_PER_COLUMN or max(map(len, new)) > KNOWN_VALUE_LENGTH:
-                self.values[name] = None
-                log.info("column %r: decoding it as any text from now on (over %d distinct values, or one over %d characters)",
-                         name, KNOWN_VALUES_PER_COLUMN, KNOWN_VALUE_LENGTH)
-            else:
-                known.update(new)
-        if changed:
-            self._decoders.clear()
 
 
 @dataclass
@@ -278,19 +280,39 @@ def _check_names(present, schema: InputSchema, where: str) -> None:
         raise RequestError(where, f"missing column(s): {', '.join(missing[:10])}" + (" ..." if len(missing) > 10 else ""))
 
 
-def _typed_body(known_decoder: msgspec.json.Decoder, decoder: msgspec.json.Decoder, data: bytes) -> tuple[Any, bool]:
-    """(body, whether it holds text values not known yet): decoded with the known text values,
-    else with any text. (None, False) when neither takes it; JSON that is not valid is not tried twice."""
+TOO_DEEP = "is nested too deeply: a request holds a few levels of arrays and objects, not hundreds"
+
+
+def check_value_count(data: bytes, schema: InputSchema, max_rows: int) -> None:
+    """Refuses, before decoding, a body with more JSON values than a request of `max_rows` rows can
+    hold. Every value after the first in an array or object follows a comma, so counting commas (at
+    memchr speed) bounds how many Python objects decoding could make: what a body at the size
+    limit costs in memory then stays a small multiple of its size, whatever its shape (a long
+    array of `1`s or of empty arrays would otherwise cost 16 to 24 times its bytes)."""
+    limit = 2 * max_rows * len(schema.columns) + 1024  # a row object has one comma per value
+    commas = data.count(b",")
+    if commas > limit:
+        raise RequestError(
+            "body", f"holds over {commas:,} values, more than {max_rows:,} rows of {len(schema.columns)} columns can be"
+        )
+
+
+def _typed_body(known_decoder: msgspec.json.Decoder, decoder: msgspec.json.Decoder, data: bytes) -> Any:
+    """The body decoded with the known text values, else with any text; None when neither takes
+    it (JSON that is not valid is not tried twice). Nesting past the decoder's depth is a 400."""
     try:
-        return known_decoder.decode(data), False
-    except msgspec.ValidationError:
-        pass
-    except msgspec.DecodeError:
-        return None, False
-    try:
-        return decoder.decode(data), True
-    except msgspec.DecodeError:  # ValidationError included
-        return None, False
+        try:
+            return known_decoder.decode(data)
+        except msgspec.ValidationError:
+            pass
+        except msgspec.DecodeError:
+            return None
+        try:
+            return decoder.decode(data)
+        except msgspec.DecodeError:  # ValidationError included
+            return None
+    except RecursionError:
+        raise RequestError("body", TOO_DEEP) from None
 
 
 def rows_from_v1_typed(data: bytes, schema: InputSchema, max_rows: int) -> Rows | None:
@@ -298,12 +320,8 @@ def rows_from_v1_typed(data: bytes, schema: InputSchema, max_rows: int) -> Rows 
     decoded and checked in one pass: under two thirds of the cost of decoding to Python objects and
     checking them. Known text values first (`KnownText`), then any. None for any other body (a
     mistake, JSON that is not one), for the general path, which names what is wrong."""
-    known = schema.known_text
-    body, new_text = _typed_body(known.v1_decoder, schema.v1_decoder, data)
-    rows = None if body is None else _v1_rows(body, schema, max_rows)
-    if new_text and rows is not None:
-        known.learn(rows.columns)
-    return rows
+    body = _typed_body(schema.known_text.v1_decoder, schema.v1_decoder, data)
+    return None if body is None else _v1_rows(body, schema, max_rows)
 
 
 def _v1_rows(body, schema: InputSchema, max_rows: int) -> Rows | None:
@@ -331,12 +349,8 @@ def rows_from_v2_typed(data: bytes, schema: InputSchema, max_rows: int) -> tuple
     other body, for the general path."""
     if schema.v2_decoder is None:
         return None
-    known = schema.known_text
-    body, new_text = _typed_body(known.v2_decoder, schema.v2_decoder, data)
-    typed = None if body is None else _v2_rows(body, schema, max_rows)
-    if new_text and typed is not None:
-        known.learn(typed[0].columns)
-    return typed
+    body = _typed_body(schema.known_text.v2_decoder, schema.v2_decoder, data)
+    return None if body is None else _v2_rows(body, schema, max_rows)
 
 
 def _v2_rows(body, schema: InputSchema, max_rows: int) -> tuple[Rows, str | None] | None:

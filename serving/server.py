@@ -8,6 +8,7 @@ import copy
 import json
 import logging
 import os
+import re
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -16,6 +17,8 @@ from serving.errors import ModelLoadError
 from serving.inference_service import MODEL_VERSION_ENV
 
 DEFAULT_MODEL_DIR = "/mnt/models"  # where KServe's storage initializer puts the model
+MB = 1 << 20
+SHA256_HEX = re.compile(r"[0-9a-fA-F]{64}")
 
 
 @dataclass(frozen=True)
@@ -31,6 +34,11 @@ class ServerOptions:
     predict_threads: int = 1
     parallel_rows: int = 256
     access_log: bool = False
+    model_sha256: str | None = None
+    max_body_bytes: int = 20 * MB
+    max_queued_rows: int | None = None  # None: 4x max_request_rows
+    body_timeout_seconds: float = 30.0
+    max_connections: int = 128
 
 
 def parse_args(argv: list[str] | None = None) -> ServerOptions:
@@ -47,12 +55,42 @@ def parse_args(argv: list[str] | None = None) -> ServerOptions:
     p.add_argument("--predict-threads", type=int, default=1, help="model calls that may run at once")
     p.add_argument("--parallel-rows", type=int, default=256, help="model calls of at least this many rows use every core; smaller ones one OpenMP thread")
     p.add_argument("--access-log", action="store_true", help="log every request (costs throughput)")
+    p.add_argument(
+        "--model-sha256", default=env("MODEL_SHA256") or None,
+        help="sha256 of the serialized model file, checked before it loads (default: $MODEL_SHA256; "
+        "a models:/ URI reads it from the registered version's tag)",
+    )
+    p.add_argument(
+        "--max-body-bytes", type=int, default=20 * MB,
+        help="larger request bodies are refused with 413 before they are decoded, on every route (default: 20 MB)",
+    )
+    p.add_argument(
+        "--max-queued-rows", type=int, default=None,
+        help="rows that may wait for a model call; past it requests are refused with 503 and Retry-After "
+        "(default: 4x --max-request-rows)",
+    )
+    p.add_argument(
+        "--body-timeout-seconds", type=float, default=30.0,
+        help="a request not fully arrived (headers and body) this long after its first byte is answered 408 "
+        "and its connection closed (default: 30)",
+    )
+    p.add_argument(
+        "--max-connections", type=int, default=128,
+        help="open connections per server process; past it new requests are answered 503 (default: 128)",
+    )
     a = p.parse_args(argv)
-    for name in ("workers", "max_batch_size", "max_request_rows", "predict_threads", "parallel_rows"):
+    for name in ("workers", "max_batch_size", "max_request_rows", "predict_threads", "parallel_rows", "max_body_bytes", "max_connections"):
         if getattr(a, name) < 1:
             p.error(f"--{name.replace('_', '-')} must be at least 1")
     if a.max_batch_wait_ms < 0:
         p.error("--max-batch-wait-ms must not be negative")
+    if not a.body_timeout_seconds > 0 or a.body_timeout_seconds == float("inf"):
+        p.error(f"--body-timeout-seconds must be a positive number of seconds, got {a.body_timeout_seconds}")
+    if a.max_queued_rows is not None and a.max_queued_rows < a.max_request_rows:
+        p.error(f"--max-queued-rows ({a.max_queued_rows}) must be at least --max-request-rows ({a.max_request_rows}): "
+                "a request of the most rows could never be queued")
+    if a.model_sha256 is not None and not SHA256_HEX.fullmatch(a.model_sha256):
+        p.error(f"--model-sha256 must be 64 hexadecimal digits, got {a.model_sha256!r}")
     return ServerOptions(**vars(a))
 
 
@@ -77,6 +115,7 @@ def serve(options: ServerOptions) -> None:
     from kserve import logging as kserve_logging
     from kserve import model_server
 
+    from serving.limits import RequestLimits, bounded_model_server
     from serving.predictor import BatchSettings, TabularModel
     from serving.routes import install_routes
 
@@ -90,12 +129,18 @@ def serve(options: ServerOptions) -> None:
         atexit.register(os.unlink, f.name)
 
     settings = BatchSettings(
-        options.max_batch_size, options.max_batch_wait_ms, options.max_request_rows, options.predict_threads, options.parallel_rows
+        options.max_batch_size, options.max_batch_wait_ms, options.max_request_rows, options.predict_threads,
+        options.parallel_rows, options.max_queued_rows,
     )
-    model = TabularModel(options.model_name, options.model_uri, settings, options.model_version)
+    limits = RequestLimits(options.max_body_bytes, options.body_timeout_seconds, options.max_connections)
+    model = TabularModel(
+        options.model_name, options.model_uri, settings, options.model_version, model_sha256=options.model_sha256, limits=limits
+    )
     model.load()
     install_routes(model_server.app, model)
-    server = model_server.ModelServer(
+    server = bounded_model_server(
+        limits,
+        options.model_version,
         http_port=options.port,
         enable_grpc=False,
         workers=options.workers,

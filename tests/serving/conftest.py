@@ -6,6 +6,7 @@ here is `python -m serving` as a real subprocess on a free loopback port.
 
 from __future__ import annotations
 
+import hashlib
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -139,9 +140,26 @@ class Server:
         return self.predictor.log_path.read_text(errors="replace")
 
 
+def folder_sha256(model_uri: str) -> str | None:
+    """The sha256 of a local model folder's model.skops (in it, or in its one subfolder holding
+    MLmodel), as the registry's tag records it; None for a models:/ URI or a folder without one."""
+    folder = Path(str(model_uri).removeprefix("file://"))
+    if str(model_uri).startswith("models:/") or not folder.is_dir():
+        return None
+    files = [folder / "model.skops"] if (folder / "model.skops").is_file() else sorted(folder.glob("*/model.skops"))
+    return hashlib.sha256(files[0].read_bytes()).hexdigest() if len(files) == 1 else None
+
+
+def digest_args(model_uri: str, extra: tuple[str, ...] = ()) -> tuple[str, ...]:
+    """`--model-sha256 <digest>` for a local folder (the predictor refuses one without it), unless given."""
+    digest = folder_sha256(model_uri)
+    return extra if digest is None or "--model-sha256" in extra else ("--model-sha256", digest, *extra)
+
+
 def start_server(model_uri: str, name: str, log: Path, *extra: str, timeout: float = 120) -> Server:
-    """`python -m serving ...` as a subprocess; returns once /v2/health/ready answers 200."""
-    predictor = PredictorProcess(model_uri, name, log, args=extra)
+    """`python -m serving ...` as a subprocess; returns once /v2/health/ready answers 200. A local
+    folder is served with its model file's digest."""
+    predictor = PredictorProcess(model_uri, name, log, args=digest_args(model_uri, extra))
     predictor.start(timeout)
     return Server(predictor)
 
@@ -153,7 +171,7 @@ def stop_server(server: Server) -> None:
 def refusal(model_uri: str, log: Path) -> str:
     """Starts a server that must exit with code 1 without ever answering ready; returns what it said."""
     with pytest.raises(StackError, match="predictor exited with code 1 before it was ready"):
-        PredictorProcess(model_uri, "m", log).start()
+        PredictorProcess(model_uri, "m", log, args=digest_args(model_uri)).start()
     return log.read_text(errors="replace")
 
 

@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from serving.batching import DynamicBatcher
+from serving.batching import DynamicBatcher, QueueFull
 
 
 class Recorder:
@@ -113,9 +113,47 @@ def test_max_wait_holds_a_batch_open_for_requests_arriving_soon_after():
     assert len(asyncio.run(scenario(max_wait=0.0))) > 1
 
 
+def test_past_the_queue_limit_a_request_is_refused_at_once_and_the_queue_drains():
+    async def scenario():
+        recorder = Recorder()
+        batcher = DynamicBatcher(recorder, max_batch_rows=2, max_queued_rows=5)
+        recorder.gate.clear()
+        blocker = asyncio.ensure_future(batcher.submit({"x": [0]}, 1))  # taken into a batch: not waiting
+        await asyncio.sleep(0.05)
+        waiting = [asyncio.ensure_future(batcher.submit({"x": v}, len(v))) for v in ([1, 2], [3], [4, 5])]
+        await asyncio.sleep(0)
+        queued, full = batcher.queued_rows, batcher.full()
+        with pytest.raises(QueueFull, match="5 rows are waiting to be scored, and the limit is 5"):
+            await batcher.submit({"x": [6]}, 1)
+        recorder.gate.set()
+        results = [await blocker, *await asyncio.gather(*waiting)]
+        after = batcher.queued_rows, batcher.full()
+        last = await batcher.submit({"x": [6]}, 1)  # room again
+        batcher.close()
+        return queued, full, results, after, last
+
+    queued, full, results, after, last = asyncio.run(scenario())
+    assert (queued, full) == (5, True)
+    assert results == [[0], [10, 20], [30], [40, 50]]
+    assert after == (0, False) and last == [60]
+
+
+def test_a_request_larger_than_the_queue_limit_is_taken_when_nothing_waits():
+    async def scenario():
+        batcher = DynamicBatcher(Recorder(), max_batch_rows=2, max_queued_rows=3)
+        result = await batcher.submit({"x": [1, 2, 3, 4]}, 4)
+        batcher.close()
+        return result
+
+    assert asyncio.run(scenario()) == [10, 20, 30, 40]
+
+
 @pytest.mark.parametrize(
     "kwargs, message",
-    [({"max_batch_rows": 0}, "max_batch_rows must be at least 1"), ({"max_wait": -1}, "max_wait must not be negative"), ({"threads": 0}, "threads must be at least 1")],
+    [
+        ({"max_batch_rows": 0}, "max_batch_rows must be at least 1"), ({"max_wait": -1}, "max_wait must not be negative"),
+        ({"threads": 0}, "threads must be at least 1"), ({"max_queued_rows": 0}, "max_queued_rows must be at least 1"),
+    ],
 )
 def test_settings_are_checked(kwargs, message):
     with pytest.raises(ValueError, match=message):

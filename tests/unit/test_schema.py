@@ -4,6 +4,7 @@ is named by field."""
 
 import json
 
+import msgspec
 import numpy as np
 import orjson
 import pytest
@@ -16,6 +17,7 @@ from serving.schema import (
     KNOWN_VALUES_PER_COLUMN,
     Column,
     InputSchema,
+    category_values,
     frame_from_columns,
     request_id,
     rows_from_v1,
@@ -408,10 +410,14 @@ def records_body(streets: list) -> bytes:
     return json.dumps({"instances": [{"area": 1, "street": street} for street in streets]}).encode()
 
 
+def seeded(*streets: str) -> InputSchema:
+    """SCHEMA with the streets a model's encoder knows."""
+    return InputSchema(SCHEMA.columns, (("street", frozenset(streets)),))
+
+
 def test_known_text_values_come_back_as_one_object():
-    schema = InputSchema(SCHEMA.columns)
+    schema = seeded("Pave", "Grvl")
     first = rows_from_v1_typed(records_body(["Pave", "Grvl"]), schema, 10)
-    assert schema.known_text.values["street"] == {"Pave", "Grvl"}  # learnt from the first body
     again = rows_from_v1_typed(records_body(["Grvl", "Pave", "Grvl"]), schema, 10)
     assert again.columns["street"] == ("Grvl", "Pave", "Grvl")
     assert again.columns["street"][0] is again.columns["street"][2] is first.columns["street"][1]
@@ -422,43 +428,75 @@ def test_known_text_values_come_back_as_one_object():
     assert rows.columns["street"][0] is rows.columns["street"][1] is first.columns["street"][0]
 
 
-def test_a_value_not_known_yet_is_decoded_and_then_known():
-    schema = InputSchema(SCHEMA.columns)
-    rows_from_v1_typed(records_body(["Pave"]), schema, 10)
-    rows = rows_from_v1_typed(records_body(["Pave", "Grvl"]), schema, 10)
-    assert rows.columns["street"] == ("Pave", "Grvl") and schema.known_text.values["street"] == {"Pave", "Grvl"}
+def test_values_the_model_does_not_know_are_decoded_as_any_text_and_change_nothing():
+    """One client's values never change how another's request is decoded, nor the decoders."""
+    schema = seeded("Pave", "Grvl")
+    decoders = schema.known_text.v1_decoder, schema.known_text.v2_decoder
+    for _ in range(3):
+        rows = rows_from_v1_typed(records_body(["Pave", "Gravel"]), schema, 10)
+        assert rows.columns["street"] == ("Pave", "Gravel")
     tensors = json.dumps({"inputs": [dict(t, data=["Gravel"] * 2) if t["name"] == "street" else t for t in flat_tensors()]}).encode()
-    rows, _ = rows_from_v2_typed(tensors, schema, 10)
-    assert rows.columns["street"] == ["Gravel", "Gravel"] and "Gravel" in schema.known_text.values["street"]
+    assert rows_from_v2_typed(tensors, schema, 10)[0].columns["street"] == ["Gravel", "Gravel"]
+    assert schema.known_text.values == {"street": frozenset({"Pave", "Grvl"})}
+    assert (schema.known_text.v1_decoder, schema.known_text.v2_decoder) == decoders
+    with pytest.raises(msgspec.ValidationError):  # still only the model's values
+        schema.known_text.v1_decoder.decode(records_body(["Gravel"]))
+    twice = rows_from_v1_typed(records_body(["Gravel", "Gravel"]), schema, 10).columns["street"]
+    assert twice[0] is not twice[1]  # decoded as any text: not shared
 
 
-def test_a_body_refused_by_the_typed_path_teaches_nothing():
+def test_a_column_the_model_knows_no_text_for_takes_any_text():
     schema = InputSchema(SCHEMA.columns)
-    assert rows_from_v1_typed(json.dumps({"instances": [{"area": "x", "street": "Pave"}]}).encode(), schema, 10) is None
-    assert rows_from_v1_typed(b'{"instances": [{"area": 1, "street": "Pave"}', schema, 10) is None  # cut short
-    assert schema.known_text.values["street"] == set()
+    assert schema.known_text.values == {}
+    assert rows_from_v1_typed(records_body(["anything"]), schema, 10).columns["street"] == ("anything",)
 
 
 @pytest.mark.parametrize(
     "streets",
-    [[f"street {i}" for i in range(KNOWN_VALUES_PER_COLUMN + 1)], ["x" * (KNOWN_VALUE_LENGTH + 1)]],
+    [[f"street {i}" for i in range(KNOWN_VALUES_PER_COLUMN + 1)], ["Pave", "x" * (KNOWN_VALUE_LENGTH + 1)]],
     ids=["too-many-values", "too-long"],
 )
 def test_a_column_past_the_limits_is_decoded_as_any_text(streets):
-    schema = InputSchema(SCHEMA.columns)
-    rows_from_v1_typed(records_body(["Pave"]), schema, 10)
-    assert rows_from_v1_typed(records_body(streets), schema, 1000).columns["street"] == tuple(streets)
-    assert schema.known_text.values["street"] is None
-    schema.known_text.v1_decoder.decode(records_body(["never sent before"]))  # no longer a Literal: takes any text
-    assert rows_from_v1_typed(records_body(["Pave", "never sent before"]), schema, 10).columns["street"] == ("Pave", "never sent before")
+    schema = seeded(*streets)
+    assert "street" not in schema.known_text.values
+    schema.known_text.v1_decoder.decode(records_body(["never seen"]))  # not a Literal: takes any text
+    assert rows_from_v1_typed(records_body(["Pave", "never seen"]), schema, 10).columns["street"] == ("Pave", "never seen")
 
 
-def test_a_signature_naming_a_column_twice_is_refused():
-    from mlflow.models import ModelSignature
-    from mlflow.types import ColSpec, Schema
+def test_the_categories_come_from_the_fitted_models_encoders():
+    import pandas as pd
+    from sklearn.compose import ColumnTransformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.linear_model import LinearRegression
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder
 
-    from serving.errors import ModelLoadError
+    frame = pd.DataFrame({"area": [1.0, 2.0, 3.0], "street": ["Pave", "Grvl", float("nan")], "zone": ["A", "B", "A"]})
+    model = Pipeline([
+        ("columns", ColumnTransformer([
+            ("text", Pipeline([("impute", SimpleImputer(strategy="constant", fill_value="missing")), ("one_hot", OneHotEncoder())]), ["street"]),
+            ("zone", OrdinalEncoder(), ["zone"]),
+            ("numbers", "passthrough", ["area"]),
+        ])),
+        ("model", LinearRegression()),
+    ]).fit(frame, [1.0, 2.0, 3.0])
+    assert category_values(model) == {"street": ["Grvl", "Pave", "missing"], "zone": ["A", "B"]}
+    schema = InputSchema.from_signature(signature_of(frame), category_values(model))
+    assert schema.known_text.values == {"street": frozenset({"Grvl", "Pave", "missing"}), "zone": frozenset({"A", "B"})}
 
-    signature = ModelSignature(inputs=Schema([ColSpec("double", "area"), ColSpec("string", "area")]))
-    with pytest.raises(ModelLoadError, match="column 'area' appears twice in the signature"):
-        InputSchema.from_signature(signature)
+
+def signature_of(frame):
+    from mlflow.models import infer_signature
+
+    return infer_signature(frame)
+
+
+@pytest.mark.parametrize("depth", [2_000, 5_000, 200_000])
+def test_nesting_too_deep_in_an_ignored_field_is_a_request_error(depth):
+    """msgspec raises RecursionError past Python's recursion limit, even in a field it skips.
+    (Where a value is expected the typed decoding stops at the first bracket, and the general path
+    names the nesting: tests/serving/test_hostile_clients.py.)"""
+    nested = b"[" * depth + b"]" * depth
+    body = b'{"note": ' + nested + b', "instances": [{"area": 1, "street": "Pave"}]}'
+    for typed in (rows_from_v1_typed, rows_from_v2_typed):
+        refused(lambda: typed(body, seeded("Pave"), 10), "body", "nested too deeply")
