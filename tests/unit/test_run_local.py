@@ -9,6 +9,16 @@ from lifecycle.config import ConfigError
 from pipelines import run_local
 
 
+@pytest.fixture(autouse=True)
+def no_pipeline_runs(monkeypatch):
+    """A tripwire: were a check missing, the command would go on to train for minutes."""
+
+    def started(*args):
+        raise AssertionError("the local runner was started")
+
+    monkeypatch.setattr(run_local, "init_local_runner", started)
+
+
 @pytest.mark.parametrize("text", ["-0.1", "--margin=-1e-3", "nan", "inf", "1e999", "lots"])
 def test_a_margin_flag_that_would_promote_a_worse_model_is_refused_naming_the_flag(tmp_path, capsys, text):
     workdir = tmp_path / "work"
