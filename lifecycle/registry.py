@@ -15,7 +15,6 @@ An unreachable tracking server is waited for, for a bounded time, before anythin
 from __future__ import annotations
 
 import logging
-import math
 import os
 import time
 import urllib.error
@@ -26,7 +25,7 @@ from typing import Any
 
 import pandas as pd
 
-from lifecycle.config import METRIC_DIRECTIONS, DatasetConfig
+from lifecycle.config import METRIC_DIRECTIONS, DatasetConfig, check_margin
 from lifecycle.evaluation import holdout_metrics
 from lifecycle.features import features_and_target
 from lifecycle.promotion_lock import PromotionLock
@@ -91,17 +90,6 @@ def tracking_uri() -> str:
     if not uri:
         raise RegistrationError("MLFLOW_TRACKING_URI is not set: the register step needs a tracking server or store")
     return uri
-
-
-def checked_margin(margin) -> float:
-    """The promotion margin as a finite number >= 0: a negative one would promote a worse model."""
-    try:
-        value = float(margin)
-    except (TypeError, ValueError):
-        value = math.nan
-    if not math.isfinite(value) or value < 0:
-        raise RegistrationError(f"promotion_margin must be a finite number >= 0, got {margin!r}")
-    return value
 
 
 def wait_for_tracking_server(uri: str, budget: float | None = None) -> None:
@@ -246,7 +234,7 @@ def register_model(
     import mlflow
     from mlflow import MlflowClient
 
-    margin = checked_margin(margin)
+    margin = check_margin(margin, "promotion_margin")  # a negative one would promote a worse model
     uri = tracking_uri()
     if config.registry.metric not in metrics:
         raise RegistrationError(f"evaluation produced no {config.registry.metric!r}; it produced {sorted(metrics)}")
@@ -261,9 +249,10 @@ def register_model(
         mlflow.set_tracking_uri(uri)
         client = MlflowClient(uri)
         mlflow.set_experiment(model_name)
-        run_id = mlflow.start_run(run_name=f"{model_name}-{lineage.get('pipeline_run_id') or 'local'}", tags=tags).info.run_id
+        run_name = f"{model_name}-{lineage.get('pipeline_run_id') or 'local'}"
+        run_id = mlflow.start_run(run_name=run_name, tags=tags).info.run_id
         model_uri = _log_run(model, train, config, metrics, trusted, signature, artifacts, params)
-        version = _register_version(model_uri, model_name, run_id, {**tags, **{k: f"{v:.6g}" for k, v in metrics.items()}})
+        version = _register_version(model_uri, model_name, {**tags, **{k: f"{v:.6g}" for k, v in metrics.items()}})
         lock = PromotionLock(client, model_name)
         changes = AliasChanges(client, model_name, version)
         promotion = _promote(client, lock, changes, test, config, metrics, margin)
@@ -306,7 +295,7 @@ def _log_run(model, train, config, metrics, trusted, signature, artifacts, param
     ).model_uri
 
 
-def _register_version(model_uri: str, model_name: str, run_id: str, tags: dict[str, str]) -> str:
+def _register_version(model_uri: str, model_name: str, tags: dict[str, str]) -> str:
     import mlflow
 
     return str(mlflow.register_model(model_uri, model_name, tags=tags).version)
@@ -328,7 +317,9 @@ def _promote(client, lock: PromotionLock, changes: AliasChanges, test, config, m
         log.info("champion of %s moved to v%s while v%s was deciding; deciding again",
                  changes.model_name, changes.found[CHAMPION], changes.version)
         lock.release()
-    raise RegistrationError(f"the champion of {changes.model_name} moved {DECISION_ATTEMPTS} times while this version decided")
+    raise RegistrationError(
+        f"the champion of {changes.model_name} moved {DECISION_ATTEMPTS} times while this version decided"
+    )
 
 
 def _move_aliases(client, lock: PromotionLock, changes: AliasChanges, promotion: Promotion) -> None:

@@ -12,6 +12,7 @@ from mlflow.exceptions import MlflowException
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer
 
+from lifecycle.config import ConfigError
 from lifecycle.estimators import build_estimator, expand_search_space
 from lifecycle.evaluation import holdout_metrics
 from lifecycle.features import build_featurizer, features_and_target
@@ -395,7 +396,7 @@ def test_an_alias_moves_only_after_its_state_was_read(mlflow_store):
 
 @pytest.mark.parametrize("margin", [-0.01, float("nan"), float("inf"), "-1", "abc", None])
 def test_a_negative_or_non_finite_margin_is_refused_before_anything_is_written(mlflow_store, ames_parts, margin):
-    with pytest.raises(RegistrationError, match=rf"promotion_margin must be a finite number >= 0, got {re.escape(repr(margin))}"):
+    with pytest.raises(ConfigError, match=rf"promotion_margin must be a finite number at least 0 .*, not {re.escape(repr(margin))}"):
         register(ames_parts, ames_parts[3], margin=margin)
     assert MlflowClient().get_experiment_by_name(NAME) is None
 
