@@ -4,7 +4,10 @@ run, and its holdout metrics were logged. Prints them and optionally appends a M
     python scripts/e2e-registry.py --tracking-uri http://localhost:5000 --model ames-house-prices \\
         [--alias champion] [--pipeline-run-id RUN_ID] [--summary $GITHUB_STEP_SUMMARY]
 
-Exit code 1 names what is missing or does not match.
+The tracking server requires authentication: MLflow's client takes the user and password from
+MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD (the Secret mlflow-credentials in the cluster).
+
+Exit code 1 names what is missing or does not match, or that the registry refused the credentials.
 """
 
 from __future__ import annotations
@@ -13,16 +16,27 @@ import argparse
 import sys
 from pathlib import Path
 
+# What MLflow's client calls a 401 and a 403: a refusal, not a missing alias.
+REFUSED = {"UNAUTHENTICATED", "PERMISSION_DENIED"}
+
 
 def registered_model_report(tracking_uri: str, model: str, alias: str, pipeline_run_id: str = "") -> dict:
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
+    from lifecycle.urls import mask_credentials
+
+    registry = mask_credentials(tracking_uri)
     client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
     try:
         version = client.get_model_version_by_alias(model, alias)
     except MlflowException as exc:
-        raise SystemExit(f"error: {model}@{alias} is not in the registry at {tracking_uri}: {exc}") from None
+        if exc.error_code in REFUSED:
+            raise SystemExit(
+                f"error: the registry at {registry} refused the request ({exc.error_code}); "
+                f"check MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD: {mask_credentials(str(exc))}"
+            ) from None
+        raise SystemExit(f"error: {model}@{alias} is not in the registry at {registry}: {mask_credentials(str(exc))}") from None
     recorded_run = version.tags.get("pipeline_run_id", "")
     if pipeline_run_id and recorded_run != pipeline_run_id:
         raise SystemExit(f"error: {model}@{alias} is version {version.version} from KFP run {recorded_run or '(none)'}, not {pipeline_run_id}")

@@ -6,12 +6,16 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import queue
 import re
 import secrets
+import subprocess
+import sys
 import threading
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 import pytest
 from mlflow import MlflowClient
@@ -23,6 +27,7 @@ from tests.integration.registering import train_and_register
 # Also `pipeline`: one test runs a whole pipeline, which `make test-fast` leaves out.
 pytestmark = [pytest.mark.integration, pytest.mark.pipeline]
 
+ROOT = Path(__file__).resolve().parents[2]
 EXISTING = "ames-auth"  # registered once with the steps' credentials, then attempted with bad ones
 # What MLflow's client and server say when a request carries no valid user and password.
 AUTH_ERROR = re.compile(r"\b401\b|not authenticated|unauthori[sz]ed|credentials", re.IGNORECASE)
@@ -161,3 +166,27 @@ def test_register_step_without_credentials_fails_and_registers_nothing(stack, tr
     assert registry_state(MODEL) == before
     assert assert_aliases_resolve(MODEL)["champion"] == champion
     assert_refusal_names_the_registry(stack, captured.out + captured.err, None)
+
+
+def run_registry_check(stack, credentials: tuple[str, str] | None) -> subprocess.CompletedProcess:
+    """scripts/e2e-registry.py against the stack, as the e2e job runs it, with the given credentials."""
+    from tests.integration.conftest import MODEL
+
+    env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")}
+    if credentials:
+        env.update(MLFLOW_TRACKING_USERNAME=credentials[0], MLFLOW_TRACKING_PASSWORD=credentials[1])
+    return subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "e2e-registry.py"), "--tracking-uri", stack.tracking_uri,
+         "--model", MODEL],
+        env=env, cwd=ROOT, capture_output=True, text=True, timeout=300, check=False,
+    )
+
+
+def test_e2e_registry_check_reads_with_credentials_and_names_a_refusal(stack, trained):
+    allowed = run_registry_check(stack, stack.mlflow_credentials)
+    assert allowed.returncode == 0, allowed.stderr
+    assert f"v{trained.registration['version']} (@champion)" in allowed.stdout
+    refused = run_registry_check(stack, None)
+    assert refused.returncode == 1
+    assert f"error: the registry at {stack.tracking_uri} refused the request (UNAUTHENTICATED)" in refused.stderr
+    assert "is not in the registry" not in refused.stderr
