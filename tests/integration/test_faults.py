@@ -203,12 +203,12 @@ def test_predictor_names_the_truncated_file(model_folder, tmp_path):
 
 
 def test_promotion_lock_held_by_another_registration_times_out_by_name(stack):
-    from lifecycle.registry import RegistrationError, promotion_lock
+    from lifecycle.promotion_lock import PromotionLockError, promotion_lock
 
     client = MlflowClient()
     client.create_registered_model("ames-held.promotion-lock", description="held by another registration")
     try:
-        with pytest.raises(RegistrationError, match="held the promotion lock 'ames-held.promotion-lock' for over 1 s"):
+        with pytest.raises(PromotionLockError, match="held the promotion lock 'ames-held.promotion-lock' for over 1 s"):
             with promotion_lock(client, "ames-held", wait=1):
                 pass
     finally:
@@ -216,12 +216,12 @@ def test_promotion_lock_held_by_another_registration_times_out_by_name(stack):
 
 
 def test_promotion_lock_left_by_a_dead_registration_is_broken(stack, monkeypatch):
-    from lifecycle import registry
+    from lifecycle import promotion_lock
 
     client = MlflowClient()
     client.create_registered_model("ames-stale.promotion-lock", description="held by a registration that died")
-    monkeypatch.setattr(registry, "LOCK_STALE_SECONDS", 0.0)
-    with registry.promotion_lock(client, "ames-stale", wait=30):
+    monkeypatch.setattr(promotion_lock, "LOCK_STALE_SECONDS", 0.0)
+    with promotion_lock.promotion_lock(client, "ames-stale", wait=30):
         held = client.get_registered_model("ames-stale.promotion-lock")
         assert held.description != "held by a registration that died"
     assert client.search_registered_models(filter_string="name = 'ames-stale.promotion-lock'") == []
