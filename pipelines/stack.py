@@ -297,12 +297,17 @@ class PredictorProcess:
     put them.
     """
 
-    def __init__(self, model_uri: str | Path, model_name: str, log_path: Path, port: int | None = None, args: tuple[str, ...] = ()):
+    def __init__(
+        self, model_uri: str | Path, model_name: str, log_path: Path, port: int | None = None,
+        args: tuple[str, ...] = (), model_sha256: str | None = None,
+    ):
         self.model_uri = str(model_uri)  # a model folder, or models:/NAME@ALIAS resolved through MLflow
         self.model_name = model_name
         self.log_path = Path(log_path)
         self.port = port or free_port()
         self.args = tuple(args)  # more `python -m serving` options
+        if model_sha256:  # a folder is served only with the digest its version recorded (its model_sha256 tag)
+            self.args += ("--model-sha256", model_sha256)
         self.process: subprocess.Popen | None = None
 
     @property

@@ -88,7 +88,10 @@ def main(argv: list[str] | None = None) -> int:
         columns = Model.load(str(model_dir)).signature.inputs.input_names()
         raw = pd.read_csv(data_path).head(SAMPLE_ROWS)
         inputs = raw[[c for c in columns if c in raw.columns]]
-        with PredictorProcess(model_dir, name, workdir / "logs" / "predictor.log") as predictor:
+        # The digest registration recorded, as the deploy step gives it to the InferenceService.
+        model_sha256 = client.get_model_version(name, version).tags.get("model_sha256", "")
+        log = workdir / "logs" / "predictor.log"
+        with PredictorProcess(model_dir, name, log, model_sha256=model_sha256) as predictor:
             served = predictor.predict(json.loads(inputs.to_json(orient="records")))
             summary.append(("served", f"{predictor.predict_url} (log {predictor.log_path})"))
         batch = pd.read_parquet(scored["predictions"]).set_index("row").loc[range(SAMPLE_ROWS), "prediction"].to_numpy()

@@ -100,6 +100,16 @@ def download_uri(stack, trained) -> str:
 
 
 @pytest.fixture(scope="package")
+def model_sha256(stack, trained) -> str:
+    """The digest registration recorded for the version's model file (what the deploy step gives the predictor)."""
+    from mlflow import MlflowClient
+
+    tags = MlflowClient().get_model_version(MODEL, trained.registration["version"]).tags
+    assert tags.get("model_sha256"), f"{MODEL} v{trained.registration['version']} has no model_sha256 tag: {sorted(tags)}"
+    return tags["model_sha256"]
+
+
+@pytest.fixture(scope="package")
 def model_folder(download_uri, tmp_path_factory) -> Path:
     """The version's artifacts copied exactly as KServe's storage initializer copies them."""
     from kserve_storage import Storage

@@ -22,9 +22,10 @@ pytestmark = [pytest.mark.integration, pytest.mark.pipeline]
 
 
 @pytest.fixture(scope="module")
-def predictor(stack, model_folder):
+def predictor(stack, model_folder, model_sha256):
     """The project's predictor serving the downloaded folder, as the InferenceService would."""
-    with PredictorProcess(model_folder, "ames", stack.workdir / "logs" / "predictor.log") as running:
+    log = stack.workdir / "logs" / "predictor.log"
+    with PredictorProcess(model_folder, "ames", log, model_sha256=model_sha256) as running:
         yield running
 
 
