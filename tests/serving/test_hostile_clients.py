@@ -49,15 +49,6 @@ def status_kb(pid: int, field: str) -> int:
     raise AssertionError(f"no {field} in /proc/{pid}/status")
 
 
-def peak_growth(server, send) -> tuple[int, httpx.Response]:
-    """Bytes the server's peak RSS (VmHWM) rose above its RSS while `send()` ran."""
-    pid = server.predictor.process.pid
-    Path(f"/proc/{pid}/clear_refs").write_text("5")  # resets VmHWM to the current RSS
-    before = status_kb(pid, "VmRSS")
-    response = send()
-    return (status_kb(pid, "VmHWM") - before) * 1024, response
-
-
 def padded(body: dict, size: int) -> bytes:
     """`body` as JSON grown to `size` bytes with whitespace (which decodes to nothing)."""
     data = json.dumps(body).encode()
@@ -111,20 +102,29 @@ def memory_bodies(ames_rows) -> dict[str, bytes]:
     }
 
 
-def test_a_body_at_the_limit_raises_peak_memory_by_at_most_8x_its_size(guarded, ames_rows):
-    figures = {}
-    for name, body in memory_bodies(ames_rows).items():
-        assert LIMIT * 0.75 < len(body) <= LIMIT, (name, len(body))
-
-        def send(body=body):
-            return httpx.post(guarded.url + "/v1/models/ames:predict", content=body, headers=JSON, timeout=60)
-
-        peak_growth(guarded, send)  # once to warm the allocator's arenas for this shape
-        grown, response = peak_growth(guarded, send)
-        assert response.status_code < 500, (name, response.text[:300])
-        figures[name] = (grown / len(body), response.status_code)
-    print("\npeak RSS growth per body byte:", {k: f"{x:.2f}x ({s})" for k, (x, s) in figures.items()})
-    assert all(x <= 8 for x, _ in figures.values()), figures
+def test_a_body_at_the_limit_raises_peak_memory_by_at_most_8x_its_size(ames_folder, ames_rows, tmp_path):
+    """A fresh server; its peak RSS (VmHWM) over its RSS once warm, after each body in turn: the
+    peak any one of them (or all of them together) reached."""
+    server = start_server(
+        ames_folder, "ames", tmp_path / "memory.log", "--max-body-bytes", str(LIMIT), "--max-request-rows", str(MAX_ROWS)
+    )
+    try:
+        pid = server.predictor.process.pid
+        for _ in range(3):
+            assert server.predict_v1({"instances": records(ames_rows.head(50))}).status_code == 200
+        baseline = status_kb(pid, "VmRSS") * 1024
+        figures = {}
+        for name, body in memory_bodies(ames_rows).items():
+            assert LIMIT * 0.75 < len(body) <= LIMIT, (name, len(body))
+            response = httpx.post(server.url + "/v1/models/ames:predict", content=body, headers=JSON, timeout=60)
+            assert response.status_code < 500, (name, response.text[:300])
+            figures[name] = ((status_kb(pid, "VmHWM") * 1024 - baseline) / LIMIT, response.status_code)
+        print(f"\nbaseline RSS {baseline / 2**20:.0f} MB; peak RSS growth over it in units of {LIMIT} bytes, after each body:")
+        for name, (growth, status) in figures.items():
+            print(f"  {name:45s} {growth:5.2f}x  ({status})")
+        assert all(growth <= 8 for growth, _ in figures.values()), figures
+    finally:
+        stop_server(server)
 
 
 @pytest.mark.parametrize("where", ["ignored field", "value", "V2 tensor data"])
@@ -148,8 +148,8 @@ def test_nesting_too_deep_anywhere_is_a_400(guarded, ames_rows, where, depth):
 
 
 def test_a_full_queue_answers_503_with_retry_after(ames_folder, ames_rows, tmp_path):
-    """Queue limit: one request of the most rows waiting. 16 such requests at once: those that find
-    it full are refused at once, the rest are scored."""
+    """Queue limit: one request of the most rows waiting. Of 16 such requests at once, those that
+    find it full are refused at once (before their body is decoded), the rest are scored."""
     server = start_server(
         ames_folder, "ames", tmp_path / "queue.log", "--max-request-rows", "1000", "--max-queued-rows", "1000"
     )
@@ -162,7 +162,7 @@ def test_a_full_queue_answers_503_with_retry_after(ames_folder, ames_rows, tmp_p
 
         responses = asyncio.run(flood())
         codes = sorted(r.status_code for r in responses)
-        assert set(codes) == {200, 503} and codes.count(200) >= 2, codes
+        assert set(codes) == {200, 503}, codes
         busy = next(r for r in responses if r.status_code == 503)
         assert busy.headers["retry-after"] == "1"
         assert busy.json()["field"] == "queue" and "rows are waiting to be scored, and the limit is 1000" in busy.json()["problem"]
