@@ -32,6 +32,7 @@ from typing import Any
 
 from lifecycle.registered_model import TrustedModel, load_registered
 from lifecycle.serialization import UntrustedModelError
+from lifecycle.urls import mask_credentials
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +98,7 @@ def resolve_version(client, model_name: str, alias: str | None = None, version: 
         return str(client.get_model_version_by_alias(model_name, alias).version)
     except MlflowException as exc:
         what = f"version {version}" if version is not None else f"alias {alias!r}"
-        raise DeploymentError(f"registered model {model_name!r} has no {what}: {exc.message}") from exc
+        raise DeploymentError(f"registered model {model_name!r} has no {what}: {mask_credentials(exc.message)}") from exc
 
 
 def storage_uri_of(client, model_name: str, version: str) -> str:

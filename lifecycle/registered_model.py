@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from lifecycle.serialization import UntrustedModelError, model_from_bytes, sha256_hex
+from lifecycle.urls import mask_credentials
 
 MODEL_SHA256_TAG = "model_sha256"
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -74,7 +75,7 @@ def resolve_registered(uri: str, client=None) -> RegisteredVersion:
     try:
         found = client.get_model_version_by_alias(name, alias) if alias else client.get_model_version(name, version)
     except MlflowException as exc:
-        raise UntrustedModelError(f"cannot resolve {uri} in the registry: {exc.message}") from exc
+        raise UntrustedModelError(f"cannot resolve {uri} in the registry: {mask_credentials(exc.message)}") from exc
     tag = (found.tags or {}).get(MODEL_SHA256_TAG)
     if not tag:
         raise UntrustedModelError(
@@ -161,7 +162,7 @@ def download_version(version: RegisteredVersion, scratch: Path | None = None) ->
     try:
         return Path(mlflow.artifacts.download_artifacts(artifact_uri=version.uri, dst_path=str(dest)))
     except MlflowException as exc:
-        raise UntrustedModelError(f"cannot fetch {version.uri}: {exc.message}") from exc
+        raise UntrustedModelError(f"cannot fetch {version.uri}: {mask_credentials(exc.message)}") from exc
 
 
 def stored_digest(logged_model_uri: str, model, sample) -> str:
@@ -178,7 +179,7 @@ def stored_digest(logged_model_uri: str, model, sample) -> str:
         try:
             folder = find_model_dir(Path(mlflow.artifacts.download_artifacts(artifact_uri=logged_model_uri, dst_path=scratch)))
         except Exception as exc:
-            raise UntrustedModelError(f"cannot read back {logged_model_uri} after logging it: {exc}") from exc
+            raise UntrustedModelError(f"cannot read back {logged_model_uri} after logging it: {mask_credentials(str(exc))}") from exc
         model_file = model_file_of(folder)
         data = model_file.read_bytes()
         stored = model_from_bytes(data, str(model_file))

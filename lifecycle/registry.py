@@ -1,7 +1,9 @@
 """Registering a trained model in MLflow and promoting it only when it is better.
 
 The registered artifact is the whole sklearn pipeline (featurizer + estimator) in skops format,
-with a signature inferred from the training frame, so a server needs only the raw columns.
+with a signature inferred from the training frame, so a server needs only the raw columns. The
+version is created with the stored model file's sha256 as its `model_sha256` tag, which every later
+load checks (lifecycle.registered_model).
 A new version always gets alias `challenger`; `champion` moves to it only when it beats the
 current champion on the same holdout by the configured margin. The champion is scored before the
 promotion lock (lifecycle.promotion_lock) is taken; under the lock the champion is read again and
@@ -29,6 +31,8 @@ from lifecycle.config import METRIC_DIRECTIONS, DatasetConfig, check_margin
 from lifecycle.evaluation import holdout_metrics
 from lifecycle.features import features_and_target
 from lifecycle.promotion_lock import PromotionLock
+from lifecycle.registered_model import MODEL_SHA256_TAG, load_registered, stored_digest
+from lifecycle.serialization import UntrustedModelError, model_bytes
 from lifecycle.urls import mask_credentials
 
 log = logging.getLogger(__name__)
@@ -36,17 +40,6 @@ log = logging.getLogger(__name__)
 CHAMPION = "champion"
 CHALLENGER = "challenger"
 
-# Types skops may load beyond its defaults. Anything else in a model is refused at logging time,
-# so an unreviewed class never reaches the registry.
-TRUSTED_MODEL_TYPES = frozenset(
-    {
-        "lifecycle.features.PrepareInputs",
-        "numpy.dtype",
-        # MLflow leaves this out by default because its node indices are unchecked; the models
-        # here are our own.
-        "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
-    }
-)
 # What a server needs to load the model: the same versions that trained it.
 MODEL_REQUIREMENTS = ("scikit-learn", "skops", "numpy", "pandas", "scipy")
 
@@ -185,19 +178,19 @@ def decide_promotion(client, model_name: str, test: pd.DataFrame, config: Datase
 
 
 def _champion_model(model_name: str, version: str):
-    import mlflow.sklearn
-
-    return mlflow.sklearn.load_model(f"models:/{model_name}/{version}")
+    """The champion through the one loader: its files must be the ones registered."""
+    return load_registered(f"models:/{model_name}/{version}").model
 
 
 def trusted_types_for(model) -> list[str]:
+    """The reviewed types beyond skops' defaults that `model` holds; an unreviewed one is refused."""
     import skops.io
 
-    found = set(skops.io.get_untrusted_types(data=skops.io.dumps(model)))
-    unknown = found - TRUSTED_MODEL_TYPES
-    if unknown:
-        raise RegistrationError(f"model holds types skops does not trust and this project has not reviewed: {sorted(unknown)}")
-    return sorted(found)
+    try:
+        data = model_bytes(model)
+    except UntrustedModelError as exc:
+        raise RegistrationError(str(exc)) from None
+    return sorted(skops.io.get_untrusted_types(data=data))
 
 
 def model_signature(model, train: pd.DataFrame, config: DatasetConfig):
@@ -252,7 +245,9 @@ def register_model(
         run_name = f"{model_name}-{lineage.get('pipeline_run_id') or 'local'}"
         run_id = mlflow.start_run(run_name=run_name, tags=tags).info.run_id
         model_uri = _log_run(model, train, config, metrics, trusted, signature, artifacts, params)
-        version = _register_version(model_uri, model_name, {**tags, **{k: f"{v:.6g}" for k, v in metrics.items()}})
+        digest = stored_digest(model_uri, model, features_and_target(train, config)[0].head(50))
+        version_tags = {**tags, **{k: f"{v:.6g}" for k, v in metrics.items()}, MODEL_SHA256_TAG: digest}
+        version = _register_version(model_uri, model_name, version_tags)
         lock = PromotionLock(client, model_name)
         changes = AliasChanges(client, model_name, version)
         promotion = _promote(client, lock, changes, test, config, metrics, margin)

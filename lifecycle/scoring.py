@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from lifecycle.ingest import IngestError, csv_header, csv_options, file_format
+from lifecycle.ingest import IngestError, csv_header, csv_options, expanded, file_format
 from lifecycle.registered_model import load_registered
 from lifecycle.storage import StorageError, check_writable, fetch_to_file, upload_file, written_whole
 
@@ -141,7 +141,8 @@ def score_file(model_uri: str, input_uri: str, output_path: Path, chunk_rows: in
         text_columns = [c.name for c in columns if c.type == "string"]
         rows = chunks = 0
         writer = None
-        local = fetch_to_file(input_uri, Path(scratch) / Path(input_uri).name)
+        # Expanded once, a block at a time and capped like ingest, so a compressed bomb is refused by name.
+        local = expanded(fetch_to_file(input_uri, Path(scratch) / Path(input_uri).name), input_uri)
         try:
             for chunk in read_chunks(local, fmt, chunk_rows, text_columns):
                 if chunk.empty:

@@ -5,12 +5,13 @@ import re
 import numpy as np
 import pandas as pd
 import pytest
+from mlflow import MlflowClient
 from sklearn.pipeline import Pipeline
 
 from lifecycle.estimators import build_estimator, expand_search_space
 from lifecycle.evaluation import holdout_metrics
 from lifecycle.features import build_featurizer, features_and_target
-from lifecycle.ingest import ingest_table
+from lifecycle.ingest import IngestError, ingest_table
 from lifecycle.process import process_frame, split_frame
 from lifecycle.registry import register_model
 from lifecycle.scoring import ColumnSchema, SchemaMismatchError, UnscorableRowsError, conform_to_signature, read_chunks, score_file
@@ -84,10 +85,36 @@ def test_score_file_writes_every_row_in_order_and_copies_it(mlflow_store, ames_m
                         chunk_rows=300, output_uri=str(tmp_path / "copy.parquet"))
 
     assert (result.rows, result.chunks) == (700, 3)
+    assert result.model_uri == "models:/ames-scoring/1", "the alias is resolved to the version it scored with"
+    assert result.model_sha256 == MlflowClient().get_model_version("ames-scoring", "1").tags["model_sha256"]
     scored = pd.read_parquet(tmp_path / "out.parquet")
     assert scored["row"].tolist() == list(range(700))
     np.testing.assert_allclose(scored["prediction"], model.predict(rows))
     assert pd.read_parquet(tmp_path / "copy.parquet").equals(scored)
+
+
+def test_score_file_scores_with_the_version_the_alias_named_when_it_started(mlflow_store, ames_model, ames_raw, tmp_path, monkeypatch):
+    """The alias is read once: moving it while the rows are scored changes neither the model used nor the
+    version recorded."""
+    import lifecycle.scoring as scoring
+
+    config, train, test, model = ames_model
+    register_model(model, train, test, config, holdout_metrics(model, test, config), "ames-scoring", 0.0,
+                   lineage={}, artifacts={}, params={})
+    client = MlflowClient()
+    client.copy_model_version("models:/ames-scoring/1", "ames-scoring")  # v2, the same files
+    ames_raw.drop(columns=["Sale_Price"]).head(50).to_csv(tmp_path / "rows.csv", index=False)
+    reads = []
+
+    def conform_and_move(chunk, columns, where):
+        reads.append(where)
+        client.set_registered_model_alias("ames-scoring", "champion", "2")
+        return conform_to_signature(chunk, columns, where)
+
+    monkeypatch.setattr(scoring, "conform_to_signature", conform_and_move)
+    result = score_file("models:/ames-scoring@champion", str(tmp_path / "rows.csv"), tmp_path / "out.parquet", chunk_rows=20)
+    assert len(reads) == 3 and result.model_uri == "models:/ames-scoring/1"
+    assert str(client.get_model_version_by_alias("ames-scoring", "champion").version) == "2"
 
 
 def test_score_file_refuses_an_empty_file(mlflow_store, ames_model, ames_raw, tmp_path):
@@ -191,3 +218,19 @@ def test_csv_chunks_read_missing_markers_as_ingest_does(tmp_path):
     text = ["veneer", "alley"]
     scored = pd.concat(read_chunks(path, "csv", 3, text_columns=text), ignore_index=True)
     pd.testing.assert_frame_equal(scored, ingest_table(str(path), text_columns=text).frame)
+
+
+def test_a_compressed_bomb_is_refused_by_name_before_scoring(mlflow_store, ames_model, ames_raw, tmp_path, monkeypatch):
+    import gzip
+
+    config, train, test, model = ames_model
+    register_model(model, train, test, config, holdout_metrics(model, test, config), "ames-scoring", 0.0,
+                   lineage={}, artifacts={}, params={})
+    monkeypatch.setenv("INGEST_MAX_DECOMPRESSED_BYTES", str(1 << 20))
+    bomb = tmp_path / "rows.csv.gz"
+    with gzip.open(bomb, "wb") as out:
+        out.write(ames_raw.drop(columns=["Sale_Price"]).head(1).to_csv(index=False).encode())
+        out.write(b"\n" * (8 << 20))
+    with pytest.raises(IngestError, match=rf"{re.escape(str(bomb))} expands to more than 1,048,576 bytes"):
+        score_file("models:/ames-scoring@champion", str(bomb), tmp_path / "out.parquet")
+    assert not (tmp_path / "out.parquet").exists()
