@@ -18,6 +18,7 @@ from lifecycle.evaluation import holdout_metrics
 from lifecycle.features import build_featurizer, features_and_target
 from lifecycle.process import process_frame, split_frame
 from lifecycle import promotion_lock, registry
+from lifecycle.registered_model import load_registered
 from lifecycle.registry import RegistrationError, register_model
 from tests.conftest import quick
 
@@ -63,9 +64,27 @@ def test_first_version_becomes_champion_with_lineage_and_signature(mlflow_store,
     assert info.flavors["sklearn"]["serialization_format"] == "skops"
     names = info.signature.inputs.input_names()
     assert "Neighborhood" in names and "Sale_Price" not in names
-    loaded = mlflow.sklearn.load_model(f"models:/{NAME}@champion")
+    loaded = load_registered(f"models:/{NAME}@champion")
+    assert loaded.sha256 == version.tags["model_sha256"], "the version carries its model file's digest from the start"
     X = features_and_target(ames_parts[2], ames_parts[0])[0].head(5)
-    assert (loaded.predict(X) == ames_parts[3].predict(X)).all()
+    assert (loaded.model.predict(X) == ames_parts[3].predict(X)).all()
+
+
+def test_a_champion_whose_file_changed_fails_the_registration_and_changes_nothing(mlflow_store, ames_parts):
+    """Someone with write access to the artifact store swaps the champion's model file: the next
+    registration refuses to load it (naming the file and both digests) and leaves the registry as it was."""
+    from pathlib import Path
+
+    register(ames_parts, ames_parts[4])
+    client = MlflowClient()
+    stored = Path(client.get_model_version_download_uri(NAME, "1").removeprefix("file://")) / "model.skops"
+    data = bytearray(stored.read_bytes())
+    data[-100] ^= 0x01
+    stored.write_bytes(bytes(data))
+    registered = client.get_model_version(NAME, "1").tags["model_sha256"]
+    with pytest.raises(RegistrationError, match=rf"model.skops: sha256 [0-9a-f]{{64}} does not match the registered sha256 {registered}"):
+        register(ames_parts, ames_parts[3])
+    assert versions(client) == ["1"] and aliases(client) == {"champion": "1", "challenger": "1"}
 
 
 def test_equal_or_worse_model_never_takes_champion(mlflow_store, ames_parts):
