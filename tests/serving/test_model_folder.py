@@ -1,5 +1,5 @@
 """The predictor on a model folder as KServe's storage initializer lays it out, and the checks it makes
-before it reports ready: scikit-learn version, input example warm-up."""
+before it reports ready: the registered digest, no code, scikit-learn version, input example warm-up."""
 
 import shutil
 
@@ -9,6 +9,7 @@ import sklearn
 import yaml
 from mlflow import MlflowClient
 
+from pipelines.stack import PredictorProcess, StackError
 from tests.serving.conftest import records, refusal, start_server, stop_server
 
 pytestmark = pytest.mark.pipeline
@@ -73,7 +74,7 @@ def test_refuses_a_missing_path(tmp_path):
 
 def test_refuses_an_unknown_registered_model(ames_model, tmp_path):
     said = refusal("models:/no-such-model@champion", tmp_path / "refused.log")
-    assert "cannot fetch models:/no-such-model@champion" in said
+    assert "cannot resolve models:/no-such-model@champion in the registry" in said
 
 
 def test_two_workers_serve_the_same_answers(ames_model, ames_server, ames_rows, tmp_path):
@@ -89,3 +90,50 @@ def test_two_workers_serve_the_same_answers(ames_model, ames_server, ames_rows, 
         assert bad.status_code == 400 and bad.json()["field"] == "instances"
     finally:
         stop_server(server)
+
+
+def registered_digest(model) -> str:
+    return MlflowClient().get_model_version(model.name, model.version).tags["model_sha256"]
+
+
+def refused_with(folder: str, digest: str, log) -> str:
+    """The predictor started on `folder` with the registered digest, as the InferenceService starts it."""
+    with pytest.raises(StackError, match="predictor exited with code 1 before it was ready"):
+        PredictorProcess(folder, "m", log, args=("--model-sha256", digest)).start()
+    return log.read_text(errors="replace")
+
+
+def test_refuses_a_model_file_changed_after_registration(ames_model, mnt_models, tmp_path):
+    def flip_a_byte(_meta, folder):
+        data = bytearray((folder / "model.skops").read_bytes())
+        data[len(data) // 3] ^= 0x01
+        (folder / "model.skops").write_bytes(bytes(data))
+
+    digest = registered_digest(ames_model)
+    said = refused_with(edited_copy(mnt_models, tmp_path, flip_a_byte), digest, tmp_path / "refused.log")
+    assert f"does not match the registered sha256 {digest}" in said
+
+
+def test_refuses_a_folder_with_code_and_never_imports_it(ames_model, mnt_models, tmp_path):
+    marker = tmp_path / "code-ran"
+
+    def with_code(meta, folder):
+        (folder / "code" / "skops").mkdir(parents=True)
+        (folder / "code" / "skops" / "__init__.py").write_text(f"open({str(marker)!r}, 'w').close()\n")
+        meta["flavors"]["sklearn"]["code"] = "code"
+
+    said = refused_with(edited_copy(mnt_models, tmp_path, with_code), registered_digest(ames_model), tmp_path / "refused.log")
+    assert "flavor sklearn has a code entry ('code'); models with code are refused" in said
+    assert not marker.exists()
+
+
+def test_a_local_folder_needs_the_expected_digest(mnt_models, tmp_path):
+    with pytest.raises(StackError, match="predictor exited with code 1 before it was ready"):
+        PredictorProcess(str(mnt_models), "m", tmp_path / "refused.log").start()
+    assert "no expected digest; pass --model-sha256 (or MODEL_SHA256)" in (tmp_path / "refused.log").read_text()
+
+
+def test_a_registered_version_must_have_the_digest_given(ames_model, tmp_path):
+    wrong = "0" * 64
+    said = refused_with(ames_model.uri, wrong, tmp_path / "refused.log")
+    assert f"with sha256 {registered_digest(ames_model)}, not the expected {wrong}" in said
