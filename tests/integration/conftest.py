@@ -33,6 +33,22 @@ def stack(tmp_path_factory):
         yield running
 
 
+@pytest.fixture(autouse=True)
+def tracking_uri_from_environment():
+    """Each test's MLflow clients follow MLFLOW_TRACKING_URI, whichever server an earlier test used.
+
+    `register_model` run in this process pins MLflow's process-wide tracking URI, which outlives
+    the environment it came from (a module's own server, stopped since).
+    """
+    yield
+    import mlflow
+
+    uri = os.environ.get("MLFLOW_TRACKING_URI")
+    mlflow.set_tracking_uri(None)  # unsets the variable too: put back as it was
+    if uri:
+        os.environ["MLFLOW_TRACKING_URI"] = uri
+
+
 @pytest.fixture(scope="package")
 def ames_s3_uri(stack) -> str:
     """The bundled Ames CSV uploaded to the stack's data bucket with the minio client."""

@@ -17,7 +17,6 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-import mlflow
 import pytest
 from mlflow import MlflowClient
 
@@ -57,14 +56,7 @@ def register_with(monkeypatch, model_name: str, credentials: tuple[str, str] | N
         monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", credentials[0])
         monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", credentials[1])
     start, results = threading.Barrier(1), queue.Queue()
-    try:
-        train_and_register(model_name, 10.0, start, results)
-    finally:
-        # register_model pins MLflow's process-wide tracking URI; later tests must follow the
-        # environment again. Unpinning also unsets the variable, so it is put back as it was.
-        uri = os.environ["MLFLOW_TRACKING_URI"]
-        mlflow.set_tracking_uri(None)
-        os.environ["MLFLOW_TRACKING_URI"] = uri
+    train_and_register(model_name, 10.0, start, results)
     outcome, _, detail = results.get(timeout=5)
     return outcome, detail
 

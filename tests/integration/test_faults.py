@@ -194,12 +194,12 @@ def test_predictor_refuses_a_folder_without_mlmodel(model_folder, tmp_path):
 
 def test_predictor_refuses_a_truncated_model_file(model_folder, tmp_path):
     folder = broken_copy(model_folder, tmp_path, "truncated model.skops")
-    assert f"cannot load the sklearn model in {folder}" in refusal(folder, tmp_path / "predictor.log")
+    assert f"cannot serve {folder / 'model.skops'}: not a readable skops file" in refusal(folder, tmp_path / "predictor.log")
 
 
 def test_predictor_names_the_truncated_file(model_folder, tmp_path):
     folder = broken_copy(model_folder, tmp_path, "truncated model.skops")
-    assert "model.skops is unreadable" in refusal(folder, tmp_path / "predictor.log")
+    assert "model.skops: not a readable skops file (BadZipFile" in refusal(folder, tmp_path / "predictor.log")
 
 
 def test_promotion_lock_held_by_another_registration_times_out_by_name(stack):
