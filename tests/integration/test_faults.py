@@ -194,7 +194,9 @@ def test_predictor_refuses_a_folder_without_mlmodel(model_folder, tmp_path):
 
 def test_predictor_refuses_a_truncated_model_file(model_folder, tmp_path):
     folder = broken_copy(model_folder, tmp_path, "truncated model.skops")
-    assert f"cannot serve {folder / 'model.skops'}: not a readable skops file" in refusal(folder, tmp_path / "predictor.log")
+    said = refusal(folder, tmp_path / "predictor.log")
+    # The log shortens long paths in the middle; the folder's end and the file's name stay.
+    assert "cannot serve " in said and f"{folder.name}/model.skops: not a readable skops file" in said
 
 
 def test_predictor_names_the_truncated_file(model_folder, tmp_path):
