@@ -15,7 +15,7 @@ RESOURCES = {
 
 MLFLOW_CONFIG_MAP = "mlflow-client"
 MLFLOW_CONFIG_KEYS = {"MLFLOW_TRACKING_URI": "MLFLOW_TRACKING_URI", "MLFLOW_S3_ENDPOINT_URL": "MLFLOW_S3_ENDPOINT_URL"}
-S3_SECRET = "mlpipeline-minio-artifact"
+S3_SECRET = "pipeline-s3-credentials"  # the steps' own S3 identity (scripts/cluster-up.sh), not KFP's admin key
 S3_SECRET_KEYS = {"accesskey": "AWS_ACCESS_KEY_ID", "secretkey": "AWS_SECRET_ACCESS_KEY"}
 # MLflow's basic-auth app: MLflow's client reads these two variables on every request.
 MLFLOW_CREDENTIALS_SECRET = "mlflow-credentials"

@@ -128,7 +128,7 @@ def test_credentials_come_from_secrets_by_reference_only(fresh, name):
         assert not names & credentials, "credential as a plain env value"
     executors = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
     secret_names = {s["secretName"] for e in executors.values() for s in e.get("secretAsEnv", [])}
-    assert "mlpipeline-minio-artifact" in secret_names
+    assert "pipeline-s3-credentials" in secret_names
 
 
 @pytest.mark.parametrize("name", PIPELINES)
@@ -228,7 +228,7 @@ def test_deploy_and_notify_get_settings_only_by_reference(fresh):
         config_maps = {c["configMapName"] for c in executors[executor].get("configMapAsEnv", [])}
         assert config_maps == {"mlflow-client"}, executor
         secrets = {s["secretName"]: s for s in executors[executor]["secretAsEnv"]}
-        assert secrets["mlpipeline-minio-artifact"]["optional"] is True
+        assert secrets["pipeline-s3-credentials"]["optional"] is True
     notify_secret = {s["secretName"]: s for s in executors["exec-notify-outcome"]["secretAsEnv"]}["pipeline-notify"]
     assert notify_secret["keyToEnv"] == [{"envVar": "NOTIFY_WEBHOOK_URL", "secretKey": "webhook-url"}]
     assert notify_secret["optional"] is True, "without the Secret the run must still start"
