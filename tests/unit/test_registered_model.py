@@ -59,6 +59,7 @@ def registered(mlflow_store, tmp_path):
     from mlflow import MlflowClient
 
     model, X = small_model()
+    mlflow.set_experiment(NAME)  # not one an earlier test left active in another store
     with mlflow.start_run():
         info = mlflow.sklearn.log_model(model, name="model", serialization_format="skops", input_example=X.head(3))
     digest = stored_digest(info.model_uri, model, X.head(5))
