@@ -5,7 +5,15 @@ BIN := $(VENV)/bin
 CONFIG ?= configs/ames.yaml
 STAMP := $(VENV)/.installed
 
-.PHONY: venv run score serve test test-fast compile compile-check benchmark benchmark-serving clean
+.PHONY: help venv run score serve test test-fast lint format compile compile-check benchmark benchmark-serving \
+	init-config report-screenshots clean
+.DEFAULT_GOAL := help
+
+## Every target, one line each.
+help:
+	@awk '/^## /{doc=substr($$0,4); next} /^[a-z][a-z-]*:/{if(doc){split($$0,t,":"); printf "  %-20s %s\n", t[1], doc}; doc=""}' $(MAKEFILE_LIST)
+
+## Make the virtualenv and install the pinned requirements (the other targets do this first).
 
 venv: $(STAMP)
 
@@ -20,11 +28,11 @@ $(STAMP): requirements.txt constraints.txt pyproject.toml package-lock.json
 
 ## The main job: train, evaluate and register a model with kfp.local (CONFIG=configs/telco_churn.yaml for churn).
 run: venv
-	$(BIN)/python -m pipelines.run_local --config $(CONFIG)
+	$(BIN)/python -m tools.run_local --config $(CONFIG)
 
 ## Score the bundled rows with the champion through the batch-scoring pipeline.
 score: venv
-	$(BIN)/python -m pipelines.run_local score --config $(CONFIG)
+	$(BIN)/python -m tools.run_local score --config $(CONFIG)
 
 ## Serve the champion with the project's predictor on PORT (after `make run`).
 MODEL ?= ames-house-prices
@@ -33,28 +41,49 @@ serve: venv
 	MLFLOW_TRACKING_URI=$${MLFLOW_TRACKING_URI:-sqlite:///$(CURDIR)/.local/mlflow.db} \
 		$(BIN)/python -m serving --model-uri models:/$(MODEL)@champion --model-name $(MODEL) --port $(PORT)
 
-## The whole test suite (unit, kfp.local pipelines, compile checks).
-test: venv
+## The whole test suite (unit, kfp.local pipelines, compile checks, lint).
+test: venv lint
 	$(BIN)/python -m pytest
+
+## ruff: lint rules and the formatter's check, as CI runs them.
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+## Apply ruff's fixes and format the code.
+format: venv
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
 
 ## Unit tests only (no whole-pipeline runs).
 test-fast: venv
 	$(BIN)/python -m pytest -m "not pipeline"
 
+## Compile the pipelines to compiled/*.yaml.
 compile: venv
 	$(BIN)/python compile.py
 
+## Check compiled/*.yaml is what compile.py makes now.
 compile-check: venv
 	$(BIN)/python compile.py --check
 
 ## Local pipeline vs a plain single-process script doing the same work.
 benchmark: venv
-	$(BIN)/python benchmarks/training.py
+	$(BIN)/python -m benchmarks.training
 
 ## Our predictor vs mlflow models serve, MLServer and in-process predict (after `make run`).
 benchmark-serving: venv
-	$(BIN)/python benchmarks/serving.py
+	$(BIN)/python -m benchmarks.serving
 
+## Draft a data-set config from a file: DATA=path TARGET=column [OUT=configs/NAME.yaml] [TASK=regression|classification].
+init-config: venv
+	$(BIN)/python -m tools.init_config --data "$(DATA)" --target "$(TARGET)" $(if $(OUT),--out "$(OUT)") $(if $(TASK),--task "$(TASK)")
+
+## Render the last run's evaluation and validation reports to PNG with headless Chromium (docs/images/).
+report-screenshots: venv
+	$(BIN)/python -m tools.screenshots --out docs/images
+
+## Remove the local runs, their registry and the test cache.
 clean:
 	rm -rf .local .pytest_cache
 
@@ -62,11 +91,11 @@ clean:
 
 ## The cluster's shape on loopback: moto S3 + an mlflow server with S3 artifacts, until Ctrl-C (docs/stack.md).
 stack-up: venv
-	$(BIN)/python -m pipelines.stack up
+	$(BIN)/python -m tools.stack up
 
 ## S3 data -> training -> MLflow (artifacts in S3) -> KServe download -> predictor, and batch scoring to S3.
 demo-stack: venv
-	$(BIN)/python scripts/demo_stack.py --config $(CONFIG)
+	$(BIN)/python tools/demo.py --config $(CONFIG)
 
 .PHONY: cluster-up cluster-down
 

@@ -25,7 +25,7 @@ DEFAULT_CONFIG = ROOT / "configs" / "ames.yaml"
 
 def pipelines(default_config: Path):
     """name -> (pipeline function, parameter defaults). Imported late: the image is read at import."""
-    from lifecycle.config import config_as_json, load_config
+    from lifecycle.dataset.config import config_as_json, load_config
     from pipelines.batch_scoring import batch_scoring
     from pipelines.training import training
 
@@ -70,16 +70,22 @@ def stale_files(output_dir: Path, default_config: Path = DEFAULT_CONFIG) -> list
                 continue
             new, old = fresh.read_text(), current.read_text()
             if new != old:
-                diff = difflib.unified_diff(old.splitlines(), new.splitlines(), str(current), "fresh compile", lineterm="", n=1)
+                diff = difflib.unified_diff(
+                    old.splitlines(), new.splitlines(), str(current), "fresh compile", lineterm="", n=1
+                )
                 problems.append("\n".join(list(diff)[:40]))
     return problems
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--output-dir", type=Path, default=DEFAULT_OUTPUT, help="where the YAML goes (default compiled/)")
+    parser.add_argument(
+        "--output-dir", type=Path, default=DEFAULT_OUTPUT, help="where the YAML goes (default compiled/)"
+    )
     parser.add_argument("--image", help="component image for every task (default $COMPONENT_IMAGE or the release tag)")
-    parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="data-set config whose values become the parameter defaults")
+    parser.add_argument(
+        "--config", type=Path, default=DEFAULT_CONFIG, help="data-set config whose values become the parameter defaults"
+    )
     parser.add_argument("--check", action="store_true", help="compile to a scratch dir and fail if output-dir differs")
     args = parser.parse_args(argv)
     if args.image:

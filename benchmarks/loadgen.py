@@ -111,7 +111,15 @@ def _percentile(sorted_values: list[float], q: float) -> float:
     return sorted_values[index]
 
 
-async def run_level(target: Target, concurrency: int, warmup: float, duration: float, max_requests: int, grace: float = 10.0, rows_per_request: int = 1) -> LevelResult:
+async def run_level(
+    target: Target,
+    concurrency: int,
+    warmup: float,
+    duration: float,
+    max_requests: int,
+    grace: float = 10.0,
+    rows_per_request: int = 1,
+) -> LevelResult:
     """`concurrency` clients, each one keep-alive connection sending requests back to back.
 
     Answers that arrive in the first `warmup` seconds are not counted; after that, requests/s is
@@ -221,10 +229,14 @@ def new_event_loop() -> asyncio.AbstractEventLoop:
         return asyncio.new_event_loop()
 
 
-def measure(target: Target, concurrency: int, warmup: float, duration: float, max_requests: int, rows_per_request: int = 1) -> LevelResult:
+def measure(
+    target: Target, concurrency: int, warmup: float, duration: float, max_requests: int, rows_per_request: int = 1
+) -> LevelResult:
     loop = new_event_loop()
     try:
-        return loop.run_until_complete(run_level(target, concurrency, warmup, duration, max_requests, rows_per_request=rows_per_request))
+        return loop.run_until_complete(
+            run_level(target, concurrency, warmup, duration, max_requests, rows_per_request=rows_per_request)
+        )
     finally:
         loop.close()
 

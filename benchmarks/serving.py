@@ -1,6 +1,6 @@
 """Our KServe predictor against `mlflow models serve`, MLServer and in-process `model.predict`.
 
-    python benchmarks/serving.py [--quick] [--only ours,mlflow,mlserver,inprocess] [--json out.json]
+    python -m benchmarks.serving [--quick] [--only ours,mlflow,mlserver,inprocess] [--json out.json]
 
 All on the registered Ames model (`models:/ames-house-prices@champion` in MLFLOW_TRACKING_URI,
 default the SQLite registry `make run` writes in .local/). Each server runs as its own process on
@@ -35,12 +35,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
-# Run as a script, this file's folder comes first on sys.path and its name would hide the
-# project's `serving` package.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
-sys.path.insert(0, str(ROOT))
+ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 from benchmarks.loadgen import LevelResult, Target, fetch, measure
@@ -70,10 +65,26 @@ class Budget:
     paired_batches: int  # 1,000-row requests (and as many in-process predicts) for the batch ratio
 
 
-FULL = Budget(warmup=1.0, duration=8.0, max_requests=20_000, batch_duration=8.0, batch_requests=200, inprocess_seconds=3.0,
-              paired_requests=150, paired_batches=60)
-QUICK = Budget(warmup=0.5, duration=2.0, max_requests=3_000, batch_duration=2.0, batch_requests=20, inprocess_seconds=1.0,
-               paired_requests=30, paired_batches=10)
+FULL = Budget(
+    warmup=1.0,
+    duration=8.0,
+    max_requests=20_000,
+    batch_duration=8.0,
+    batch_requests=200,
+    inprocess_seconds=3.0,
+    paired_requests=150,
+    paired_batches=60,
+)
+QUICK = Budget(
+    warmup=0.5,
+    duration=2.0,
+    max_requests=3_000,
+    batch_duration=2.0,
+    batch_requests=20,
+    inprocess_seconds=1.0,
+    paired_requests=30,
+    paired_batches=10,
+)
 
 # What each target compares; "ours" is the predictor in its default settings.
 TARGETS = {
@@ -116,12 +127,14 @@ class Workload:
         inputs = []
         for column in self.columns:
             numeric = column.type in ("double", "float", "long", "integer")
-            inputs.append({
-                "name": column.name,
-                "shape": [len(records)],
-                "datatype": "FP64" if numeric else "BYTES",
-                "data": [r[column.name] for r in records],
-            })
+            inputs.append(
+                {
+                    "name": column.name,
+                    "shape": [len(records)],
+                    "datatype": "FP64" if numeric else "BYTES",
+                    "data": [r[column.name] for r in records],
+                }
+            )
         return json.dumps({"inputs": inputs, "parameters": {"content_type": "pd"}}, separators=(",", ":")).encode()
 
 
@@ -130,10 +143,10 @@ def build_workload(model_uri: str) -> Workload:
     import pandas as pd
     from mlflow.models import Model
 
-    from lifecycle.config import load_config
-    from lifecycle.ingest import ingest_table, text_columns_of
-    from lifecycle.process import process_frame, split_frame
-    from lifecycle.scoring import conform_to_signature, signature_columns
+    from lifecycle.dataset.config import load_config
+    from lifecycle.dataset.ingest import ingest_table, text_columns_of
+    from lifecycle.dataset.process import process_frame, split_frame
+    from lifecycle.scoring.batch import conform_to_signature, signature_columns
     from serving.schema import records_from_frame
 
     config = load_config(CONFIG)
@@ -143,7 +156,9 @@ def build_workload(model_uri: str) -> Workload:
     names = [c.name for c in columns]
     missing = [n for n in names if n not in test]
     if missing:
-        sys.exit(f"error: {config.data_uri} lacks the model's input column(s) {', '.join(missing)}: is {model_uri} an Ames model?")
+        sys.exit(
+            f"error: {config.data_uri} lacks the model's input column(s) {', '.join(missing)}: is {model_uri} an Ames model?"
+        )
     required = [c.name for c in columns if c.required]
     usable = test.dropna(subset=required).reset_index(drop=True)  # a missing required value is refused
     # The one-row request: the first held-out row with a value in every column (no nulls in its tensors).
@@ -161,8 +176,10 @@ def build_workload(model_uri: str) -> Workload:
         rows=[records[order[i % len(order)]] for i in range(BATCH_ROWS)],
         frame_one=frame.iloc[[first]].reset_index(drop=True),
         frame_batch=pd.DataFrame(batch),
-        source=(f"{config.data_uri}, held-out split (seed {config.split.seed}, {len(frame)} rows; "
-                f"batches cycle through them, optional columns may be null)"),
+        source=(
+            f"{config.data_uri}, held-out split (seed {config.split.seed}, {len(frame)} rows; "
+            f"batches cycle through them, optional columns may be null)"
+        ),
     )
 
 
@@ -215,7 +232,18 @@ def ours(name: str, describe: str, extra: list[str], tracking_uri: str, env: dic
             Protocol("V2", f"/v2/models/{MODEL_NAME}/infer", "v2"),
         ],
         ready_path=f"/v2/models/{MODEL_NAME}/ready",
-        command=[sys.executable, "-m", "serving", "--model-uri", MODEL_URI, "--model-name", MODEL_NAME, "--port", str(port), *extra],
+        command=[
+            sys.executable,
+            "-m",
+            "serving",
+            "--model-uri",
+            MODEL_URI,
+            "--model-name",
+            MODEL_NAME,
+            "--port",
+            str(port),
+            *extra,
+        ],
         env={**base_env(tracking_uri, Path(sys.executable).parent), **(env or {})},
     )
 
@@ -229,28 +257,60 @@ def mlflow_serve(tracking_uri: str) -> Server:
         describe="mlflow models serve --env-manager local (defaults)",
         protocols=[Protocol("mlflow", "/invocations", "mlflow")],
         ready_path="/ping",
-        command=[str(venv_bin / "mlflow"), "models", "serve", "-m", MODEL_URI, "--env-manager", "local", "-h", "127.0.0.1", "-p", str(port)],
+        command=[
+            str(venv_bin / "mlflow"),
+            "models",
+            "serve",
+            "-m",
+            MODEL_URI,
+            "--env-manager",
+            "local",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(port),
+        ],
         env=base_env(tracking_uri, venv_bin),
     )
 
 
-def mlserver(name: str, describe: str, model_dir: Path, workdir: Path, settings: dict, model_settings: dict, tracking_uri: str, extra_env: dict | None = None) -> Server:
+def mlserver(
+    name: str,
+    describe: str,
+    model_dir: Path,
+    workdir: Path,
+    settings: dict,
+    model_settings: dict,
+    tracking_uri: str,
+    extra_env: dict | None = None,
+) -> Server:
     """An MLServer model repository of one model, in `workdir`; its MLflow runtime reads `model_dir`."""
     port = free_port()
     repo = workdir / name
     (repo / MODEL_NAME).mkdir(parents=True, exist_ok=True)
-    server_settings = {"host": "127.0.0.1", "http_port": port, "grpc_port": free_port(), "metrics_port": free_port(), **settings}
+    server_settings = {
+        "host": "127.0.0.1",
+        "http_port": port,
+        "grpc_port": free_port(),
+        "metrics_port": free_port(),
+        **settings,
+    }
     (repo / "settings.json").write_text(json.dumps(server_settings, indent=2))
-    (repo / MODEL_NAME / "model-settings.json").write_text(json.dumps({
-        "name": MODEL_NAME,
-        "implementation": "mlserver_mlflow.MLflowRuntime",
-        "parameters": {"uri": str(model_dir)},
-        **model_settings,
-    }, indent=2))
+    (repo / MODEL_NAME / "model-settings.json").write_text(
+        json.dumps(
+            {
+                "name": MODEL_NAME,
+                "implementation": "mlserver_mlflow.MLflowRuntime",
+                "parameters": {"uri": str(model_dir)},
+                **model_settings,
+            },
+            indent=2,
+        )
+    )
     venv_bin = MLSERVER_VENV / "bin"
     env = base_env(tracking_uri, venv_bin)
     env.pop("VIRTUAL_ENV", None)
-    # The model holds one of the project's classes (lifecycle.features.PrepareInputs), as a
+    # The model holds one of the project's classes (lifecycle.modelling.features.PrepareInputs), as a
     # trusted skops type: the runtime must be able to import it, like our predictor does.
     env["PYTHONPATH"] = str(ROOT)
     env.update(extra_env or {})
@@ -281,7 +341,14 @@ class Running:
         self.port = server_port(server)
         self.log_path = log_path
         self.log = open(log_path, "wb")  # noqa: SIM115 (open while the server runs, closed in stop())
-        self.process = subprocess.Popen(server.command, cwd=server.cwd, env=server.env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
+        self.process = subprocess.Popen(
+            server.command,
+            cwd=server.cwd,
+            env=server.env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
 
     def wait_ready(self, timeout: float) -> float:
         """Seconds until the ready URL answers 200; raises RuntimeError with the log's tail."""
@@ -350,7 +417,9 @@ class Row:
     batch: LevelResult | None = None
     ready_s: float | None = None
     paired_overhead_ms: float | None = None  # c1: p50 over the server - p50 in-process, in neighbouring blocks
-    paired_batch_ratio: float | None = None  # 1,000-row requests: rows/s over the server / in-process, in neighbouring blocks
+    paired_batch_ratio: float | None = (
+        None  # 1,000-row requests: rows/s over the server / in-process, in neighbouring blocks
+    )
     prediction_ok: bool | None = None
     failure: str | None = None
 
@@ -378,10 +447,14 @@ def predictions(protocol: str, body: bytes) -> list[float]:
 
 
 def same(got: list[float], expected: list[float]) -> bool:
-    return len(got) == len(expected) and all(math.isclose(a, b, rel_tol=1e-6, abs_tol=1e-9) for a, b in zip(got, expected))
+    return len(got) == len(expected) and all(
+        math.isclose(a, b, rel_tol=1e-6, abs_tol=1e-9) for a, b in zip(got, expected, strict=False)
+    )
 
 
-def paired_blocks(target: Target, model, frame, requests: int, threads: int | None) -> tuple[list[LevelResult], list[float]]:
+def paired_blocks(
+    target: Target, model, frame, requests: int, threads: int | None
+) -> tuple[list[LevelResult], list[float]]:
     """Requests to the server and `model.predict(frame)` here, measured in blocks: in-process,
     server, in-process, server, in-process.
 
@@ -432,7 +505,15 @@ def failure_summary(text: str) -> str:
     return lines[0] + (f" ... {errors[-1]}" if errors else "")
 
 
-def measure_server(server: Server, workload: Workload, budget: Budget, expected: dict[str, list[float]], logs: Path, ready_timeout: float, model) -> list[Row]:
+def measure_server(
+    server: Server,
+    workload: Workload,
+    budget: Budget,
+    expected: dict[str, list[float]],
+    logs: Path,
+    ready_timeout: float,
+    model,
+) -> list[Row]:
     rows = [Row(server.name, p.label, server.describe) for p in server.protocols]
     print(f"\n== {server.name}: {server.describe}", flush=True)
     running = Running(server, logs / f"{server.name}.log")
@@ -445,7 +526,7 @@ def measure_server(server: Server, workload: Workload, budget: Budget, expected:
             print(f"   {exc}", flush=True)
             return rows
         print(f"   ready in {ready:.1f} s on port {running.port} (log {running.log_path})", flush=True)
-        for protocol, row in zip(server.protocols, rows):
+        for protocol, row in zip(server.protocols, rows, strict=False):
             row.ready_s = round(ready, 1)
             encode = getattr(workload, protocol.encode)
             one = Target(running.port, protocol.path, encode([workload.row]))
@@ -462,43 +543,62 @@ def measure_server(server: Server, workload: Workload, budget: Budget, expected:
                 print(f"   {protocol.label}: {row.failure}", flush=True)
                 continue
             row.prediction_ok = all(same(answers[kind], expected[kind]) for kind, _ in kinds)
-            print(f"   {protocol.label}: {' and '.join(kind for kind, _ in kinds)} answers "
-                  f"{'match' if row.prediction_ok else 'DIFFER FROM'} in-process predict", flush=True)
+            print(
+                f"   {protocol.label}: {' and '.join(kind for kind, _ in kinds)} answers "
+                f"{'match' if row.prediction_ok else 'DIFFER FROM'} in-process predict",
+                flush=True,
+            )
             if not protocol.batches_only:
                 measure_rows(row, protocol, one, server, workload, budget, model)
             result = measure(batch, 1, 0.0, budget.batch_duration, budget.batch_requests, rows_per_request=BATCH_ROWS)
             if result.requests:  # one request after another: rows over the time spent in them
                 result.rows_per_s = BATCH_ROWS / (result.mean_ms / 1000)
             row.batch = result
-            print(f"   {protocol.label} {BATCH_ROWS}-row requests: {result.rows_per_s:9.0f} rows/s  p50 {result.p50_ms:7.1f} ms  errors {result.errors}", flush=True)
+            print(
+                f"   {protocol.label} {BATCH_ROWS}-row requests: {result.rows_per_s:9.0f} rows/s  p50 {result.p50_ms:7.1f} ms  errors {result.errors}",
+                flush=True,
+            )
             served, local = paired_batch_ratio(batch, model, workload.frame_batch, budget.paired_batches, None)
             row.paired_batch_ratio = served / local
-            print(f"   {protocol.label} {BATCH_ROWS}-row requests next to in-process predict: {served:,.0f} rows/s vs {local:,.0f} rows/s "
-                  f"in-process ({row.paired_batch_ratio:.2f}x)", flush=True)
+            print(
+                f"   {protocol.label} {BATCH_ROWS}-row requests next to in-process predict: {served:,.0f} rows/s vs {local:,.0f} rows/s "
+                f"in-process ({row.paired_batch_ratio:.2f}x)",
+                flush=True,
+            )
     finally:
         running.stop()
     return rows
 
 
-def measure_rows(row: Row, protocol: Protocol, one: Target, server: Server, workload: Workload, budget: Budget, model) -> None:
+def measure_rows(
+    row: Row, protocol: Protocol, one: Target, server: Server, workload: Workload, budget: Budget, model
+) -> None:
     """One-row requests: c1 next to in-process predict, then each concurrency level."""
     threads = 1 if server.env.get("OMP_NUM_THREADS") == "1" else None
     served, local = paired_overhead(one, model, workload.frame_one, budget.paired_requests, threads)
     row.paired_overhead_ms = served - local
-    print(f"   {protocol.label} c=1 next to in-process predict: p50 {served:.2f} ms vs {local:.2f} ms in-process "
-          f"(+{served - local:.2f} ms)", flush=True)
+    print(
+        f"   {protocol.label} c=1 next to in-process predict: p50 {served:.2f} ms vs {local:.2f} ms in-process "
+        f"(+{served - local:.2f} ms)",
+        flush=True,
+    )
     for concurrency in CONCURRENCY:
         result = measure(one, concurrency, budget.warmup, budget.duration, budget.max_requests)
         row.levels[concurrency] = result
-        print(f"   {protocol.label} c={concurrency:<3} {result.rps:8.1f} req/s  p50 {result.p50_ms:7.2f} ms  p99 {result.p99_ms:8.2f} ms  errors {result.errors}"
-              + (f"  e.g. {result.error_samples[0][:160]}" if result.error_samples else ""), flush=True)
+        print(
+            f"   {protocol.label} c={concurrency:<3} {result.rps:8.1f} req/s  p50 {result.p50_ms:7.2f} ms  p99 {result.p99_ms:8.2f} ms  errors {result.errors}"
+            + (f"  e.g. {result.error_samples[0][:160]}" if result.error_samples else ""),
+            flush=True,
+        )
 
 
 def timed_calls(call, seconds: float, at_least: int, at_most: int | None = None) -> list[float]:
     """Sorted durations of `call()`, repeated for `seconds` (at least `at_least` times, at most `at_most`)."""
     times: list[float] = []
     start = time.perf_counter()
-    while (time.perf_counter() - start < seconds or len(times) < at_least) and (at_most is None or len(times) < at_most):
+    while (time.perf_counter() - start < seconds or len(times) < at_least) and (
+        at_most is None or len(times) < at_most
+    ):
         t = time.perf_counter()
         call()
         times.append(time.perf_counter() - t)
@@ -519,16 +619,36 @@ def measure_inprocess(model, workload: Workload, budget: Budget, threads: int | 
     row = Row("in-process", "-", "mlflow.sklearn.load_model(...).predict on a ready DataFrame")
     for _ in range(20):
         model.predict(workload.frame_one)
-    latencies = timed_calls(lambda: model.predict(workload.frame_one), budget.inprocess_seconds, at_least=1, at_most=5000)
+    latencies = timed_calls(
+        lambda: model.predict(workload.frame_one), budget.inprocess_seconds, at_least=1, at_most=5000
+    )
     total = sum(latencies)
-    row.levels[1] = LevelResult(1, len(latencies), 0, round(total, 3), len(latencies) / total,
-                                statistics.median(latencies) * 1000, latencies[min(len(latencies) - 1, math.ceil(0.99 * len(latencies)) - 1)] * 1000)
+    row.levels[1] = LevelResult(
+        1,
+        len(latencies),
+        0,
+        round(total, 3),
+        len(latencies) / total,
+        statistics.median(latencies) * 1000,
+        latencies[min(len(latencies) - 1, math.ceil(0.99 * len(latencies)) - 1)] * 1000,
+    )
     model.predict(workload.frame_batch)
     times = timed_calls(lambda: model.predict(workload.frame_batch), budget.inprocess_seconds, at_least=5)
-    row.batch = LevelResult(1, len(times), 0, round(sum(times), 3), len(times) / sum(times), statistics.median(times) * 1000,
-                            times[-1] * 1000, rows_per_s=BATCH_ROWS * len(times) / sum(times))
-    print(f"\n== in-process: one row p50 {row.levels[1].p50_ms:.2f} ms ({row.levels[1].rps:.0f}/s), "
-          f"{BATCH_ROWS} rows {row.batch.rows_per_s:.0f} rows/s", flush=True)
+    row.batch = LevelResult(
+        1,
+        len(times),
+        0,
+        round(sum(times), 3),
+        len(times) / sum(times),
+        statistics.median(times) * 1000,
+        times[-1] * 1000,
+        rows_per_s=BATCH_ROWS * len(times) / sum(times),
+    )
+    print(
+        f"\n== in-process: one row p50 {row.levels[1].p50_ms:.2f} ms ({row.levels[1].rps:.0f}/s), "
+        f"{BATCH_ROWS} rows {row.batch.rows_per_s:.0f} rows/s",
+        flush=True,
+    )
     return row
 
 
@@ -560,7 +680,9 @@ def table(rows: list[Row]) -> str:
         if len(line) != len(head):
             out.append("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(line[:2])) + "  " + line[2])
         else:
-            out.append("  ".join(cell.rjust(widths[i]) if i >= 2 else cell.ljust(widths[i]) for i, cell in enumerate(line)))
+            out.append(
+                "  ".join(cell.rjust(widths[i]) if i >= 2 else cell.ljust(widths[i]) for i, cell in enumerate(line))
+            )
     return "\n".join(out)
 
 
@@ -579,11 +701,20 @@ def targets(rows: list[Row], ours_name: str = "ours") -> list[dict]:
     ours_v1, ours_v2 = find(rows, ours_name, "V1"), find(rows, ours_name, "V2")
     ml_best, mlflow_row = find(rows, "mlserver-best", "V2"), find(rows, "mlflow", "mlflow")
     floors = [r for r in (find(rows, "in-process", "-"), find(rows, "in-process-1t", "-")) if r]
-    batch_floor = max(floors, key=lambda r: r.batch.rows_per_s) if floors else None  # the faster: the stricter comparison
+    batch_floor = (
+        max(floors, key=lambda r: r.batch.rows_per_s) if floors else None
+    )  # the faster: the stricter comparison
     out = []
 
     def add(name, measured, text="not measured", ok=None):
-        out.append({"system": ours_name, "target": name, "detail": text if measured else "not measured", "met": ok if measured else None})
+        out.append(
+            {
+                "system": ours_name,
+                "target": name,
+                "detail": text if measured else "not measured",
+                "met": ok if measured else None,
+            }
+        )
 
     name = "c32 requests/s >= 2x MLServer best"
     if ours_v2 and ml_best and 32 in ours_v2.levels and 32 in ml_best.levels:
@@ -594,19 +725,34 @@ def targets(rows: list[Row], ours_name: str = "ours") -> list[dict]:
     name = "c32 requests/s >= 20x mlflow models serve"
     if ours_v1 and mlflow_row and 32 in ours_v1.levels and 32 in mlflow_row.levels:
         a, b = ours_v1.levels[32].rps, mlflow_row.levels[32].rps
-        add(name, True, f"V1 {a:.1f} / mlflow {b:.1f} req/s = {a / b if b else math.inf:.1f}x", a >= TARGETS["c32_vs_mlflow"] * b)
+        add(
+            name,
+            True,
+            f"V1 {a:.1f} / mlflow {b:.1f} req/s = {a / b if b else math.inf:.1f}x",
+            a >= TARGETS["c32_vs_mlflow"] * b,
+        )
     else:
         add(name, False)
     name = "c32 p99 <= 150 ms and no errors"
     if ours_v1 and 32 in ours_v1.levels:
         r = ours_v1.levels[32]
-        add(name, True, f"V1 p99 {r.p99_ms:.1f} ms, {r.errors} errors", r.p99_ms <= TARGETS["c32_p99_ms"] and r.errors == 0)
+        add(
+            name,
+            True,
+            f"V1 p99 {r.p99_ms:.1f} ms, {r.errors} errors",
+            r.p99_ms <= TARGETS["c32_p99_ms"] and r.errors == 0,
+        )
     else:
         add(name, False)
     name = "c1 p50 within 3 ms of in-process predict"
     if ours_v1 and ours_v1.paired_overhead_ms is not None:
         gap = ours_v1.paired_overhead_ms
-        add(name, True, f"V1 p50 {gap:+.2f} ms over in-process predict (measured in neighbouring blocks)", gap <= TARGETS["c1_p50_overhead_ms"])
+        add(
+            name,
+            True,
+            f"V1 p50 {gap:+.2f} ms over in-process predict (measured in neighbouring blocks)",
+            gap <= TARGETS["c1_p50_overhead_ms"],
+        )
     else:
         add(name, False)
     for label in ("V1", "V1 columns", "V2"):
@@ -618,7 +764,12 @@ def targets(rows: list[Row], ours_name: str = "ours") -> list[dict]:
             if batch_floor and row.batch:
                 a, b = row.batch.rows_per_s, batch_floor.batch.rows_per_s
                 apart = f"; measured apart: {a:,.0f} / {batch_floor.system} {b:,.0f} rows/s = {a / b:.2f}x"
-            add(name, True, f"{label} {ratio:.2f}x in-process rows/s (measured in neighbouring blocks{apart})", ratio >= TARGETS["batch_vs_inprocess"])
+            add(
+                name,
+                True,
+                f"{label} {ratio:.2f}x in-process rows/s (measured in neighbouring blocks{apart})",
+                ratio >= TARGETS["batch_vs_inprocess"],
+            )
         else:
             add(name, False)
     return out
@@ -635,12 +786,14 @@ def resolve_model(tracking_uri: str, scratch: Path):
     """The champion's local directory and the loaded model; exits with how to get one if absent."""
     import mlflow
 
-    from lifecycle.registered_model import load_registered
-    from lifecycle.serialization import UntrustedModelError
+    from lifecycle.modelling.serialization import UntrustedModelError
+    from lifecycle.registry.registered_model import load_registered
 
     if tracking_uri.startswith("sqlite:///") and not Path(tracking_uri.removeprefix("sqlite:///")).is_file():
-        sys.exit(f"error: no MLflow registry at {tracking_uri}: run `make run` first (it trains and registers {MODEL_NAME} with alias champion), "
-                 "or set MLFLOW_TRACKING_URI to a registry that has it")
+        sys.exit(
+            f"error: no MLflow registry at {tracking_uri}: run `make run` first (it trains and registers {MODEL_NAME} with alias champion), "
+            "or set MLFLOW_TRACKING_URI to a registry that has it"
+        )
     mlflow.set_tracking_uri(tracking_uri)
     try:
         trusted = load_registered(MODEL_URI, scratch=scratch / "model")
@@ -656,7 +809,11 @@ def selected(name: str, family: str, only: set[str] | None) -> bool:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true", help="short levels (a smoke run, figures are rough)")
-    p.add_argument("--only", default="", help="comma-separated: ours, ours-tuned, mlflow, mlserver, mlserver-default, mlserver-best, inprocess")
+    p.add_argument(
+        "--only",
+        default="",
+        help="comma-separated: ours, ours-tuned, mlflow, mlserver, mlserver-default, mlserver-best, inprocess",
+    )
     p.add_argument("--json", type=Path, help="also write every figure to this file")
     p.add_argument("--tuned-wait-ms", type=float, default=5.0, help="--max-batch-wait-ms of the ours-tuned run")
     p.add_argument("--ready-timeout", type=float, default=240.0)
@@ -676,11 +833,17 @@ def main(argv: list[str] | None = None) -> int:
     logs.mkdir()
     model_dir, model = resolve_model(tracking_uri, scratch)
     workload = build_workload(MODEL_URI)
-    expected = {"one": [float(v) for v in model.predict(workload.frame_one)], "batch": [float(v) for v in model.predict(workload.frame_batch)]}
-    print(f"model    {MODEL_URI} ({tracking_uri})\nrequests one row of {workload.source}; batches of {BATCH_ROWS} rows\n"
-          f"budget   per level: {budget.warmup:g} s warm-up, then {budget.duration:g} s or {budget.max_requests} requests; "
-          f"batches: {budget.batch_duration:g} s or {budget.batch_requests} requests, one after another\n"
-          f"machine  {os.cpu_count()} cores, load generator on the same machine\nlogs     {logs}", flush=True)
+    expected = {
+        "one": [float(v) for v in model.predict(workload.frame_one)],
+        "batch": [float(v) for v in model.predict(workload.frame_batch)],
+    }
+    print(
+        f"model    {MODEL_URI} ({tracking_uri})\nrequests one row of {workload.source}; batches of {BATCH_ROWS} rows\n"
+        f"budget   per level: {budget.warmup:g} s warm-up, then {budget.duration:g} s or {budget.max_requests} requests; "
+        f"batches: {budget.batch_duration:g} s or {budget.batch_requests} requests, one after another\n"
+        f"machine  {os.cpu_count()} cores, load generator on the same machine\nlogs     {logs}",
+        flush=True,
+    )
 
     rows: list[Row] = []
     if selected("inprocess", "inprocess", only):
@@ -690,21 +853,52 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(one_thread)
     servers: list[Server] = []
     if selected("ours", "ours", only):
-        servers.append(ours("ours", "python -m serving (defaults: --max-batch-size 64 --max-batch-wait-ms 0)", [], tracking_uri))
+        servers.append(
+            ours("ours", "python -m serving (defaults: --max-batch-size 64 --max-batch-wait-ms 0)", [], tracking_uri)
+        )
     if selected("ours-tuned", "ours", only):
-        servers.append(ours("ours-tuned", f"python -m serving --max-batch-wait-ms {args.tuned_wait_ms:g}, OMP_NUM_THREADS=1",
-                            ["--max-batch-wait-ms", f"{args.tuned_wait_ms:g}"], tracking_uri, ONE_THREAD))
+        servers.append(
+            ours(
+                "ours-tuned",
+                f"python -m serving --max-batch-wait-ms {args.tuned_wait_ms:g}, OMP_NUM_THREADS=1",
+                ["--max-batch-wait-ms", f"{args.tuned_wait_ms:g}"],
+                tracking_uri,
+                ONE_THREAD,
+            )
+        )
     if selected("mlflow", "mlflow", only):
         servers.append(mlflow_serve(tracking_uri))
-    want_default, want_best = selected("mlserver-default", "mlserver", only), selected("mlserver-best", "mlserver", only)
+    want_default, want_best = (
+        selected("mlserver-default", "mlserver", only),
+        selected("mlserver-best", "mlserver", only),
+    )
     if want_default or want_best:
         ensure_mlserver_venv()
         if want_default:
-            servers.append(mlserver("mlserver-default", "mlserver 1.7.1 + mlserver-mlflow, default settings", model_dir, scratch, {}, {}, tracking_uri))
+            servers.append(
+                mlserver(
+                    "mlserver-default",
+                    "mlserver 1.7.1 + mlserver-mlflow, default settings",
+                    model_dir,
+                    scratch,
+                    {},
+                    {},
+                    tracking_uri,
+                )
+            )
         if want_best:
-            servers.append(mlserver(
-                "mlserver-best", "adaptive batching (max_batch_size 64, max_batch_time 0.005), parallel_workers 0, debug off, OMP_NUM_THREADS=1",
-                model_dir, scratch, {"parallel_workers": 0, "debug": False}, {"max_batch_size": 64, "max_batch_time": 0.005}, tracking_uri, ONE_THREAD))
+            servers.append(
+                mlserver(
+                    "mlserver-best",
+                    "adaptive batching (max_batch_size 64, max_batch_time 0.005), parallel_workers 0, debug off, OMP_NUM_THREADS=1",
+                    model_dir,
+                    scratch,
+                    {"parallel_workers": 0, "debug": False},
+                    {"max_batch_size": 64, "max_batch_time": 0.005},
+                    tracking_uri,
+                    ONE_THREAD,
+                )
+            )
 
     for server in servers:
         rows.extend(measure_server(server, workload, budget, expected, logs, args.ready_timeout, model))
@@ -717,12 +911,24 @@ def main(argv: list[str] | None = None) -> int:
             checks.append(check)
             verdict = {True: "met", False: "NOT MET", None: "n/a"}[check["met"]]
             print(f"{verdict:8} {name:11} {check['target']}: {check['detail']}")
-    print(f"\n{os.cpu_count()} cores; the load generator runs on the same machine and competes with the server for them.")
+    print(
+        f"\n{os.cpu_count()} cores; the load generator runs on the same machine and competes with the server for them."
+    )
     if args.json:
-        args.json.write_text(json.dumps({
-            "model_uri": MODEL_URI, "tracking_uri": tracking_uri, "quick": args.quick, "budget": budget.__dict__,
-            "cores": os.cpu_count(), "rows": [r.to_dict() for r in rows], "targets": checks,
-        }, indent=2))
+        args.json.write_text(
+            json.dumps(
+                {
+                    "model_uri": MODEL_URI,
+                    "tracking_uri": tracking_uri,
+                    "quick": args.quick,
+                    "budget": budget.__dict__,
+                    "cores": os.cpu_count(),
+                    "rows": [r.to_dict() for r in rows],
+                    "targets": checks,
+                },
+                indent=2,
+            )
+        )
         print(f"wrote {args.json}")
     shutil.rmtree(scratch / "model", ignore_errors=True)
     return 0

@@ -1,11 +1,11 @@
 """The local `training` pipeline against a plain single-process script doing the same work.
 
-    python benchmarks/training.py [--config configs/ames.yaml] [--repeat 1]
+    python -m benchmarks.training [--config configs/ames.yaml] [--repeat 1]
 
 Both sides start as fresh processes (imports are part of the cost), read the same file, use the
 same config (same candidates, same folds, same seed), write the same reports and register in
 their own fresh MLflow store on SQLite. The plain side calls the same `lifecycle` functions one
-after another; the pipeline side is `python -m pipelines.run_local`, i.e. kfp.local with one
+after another; the pipeline side is `python -m tools.run_local`, i.e. kfp.local with one
 process per task and artifacts written between steps. Prints both wall times and their ratio.
 """
 
@@ -27,16 +27,20 @@ TARGET_RATIO = 2.5
 
 def plain_training(config_path: Path, workdir: Path) -> dict:
     """Every step of `training`, in order, in this one process, with nothing written in between."""
-    from lifecycle.config import load_config
-    from lifecycle.estimators import expand_search_space
-    from lifecycle.evaluation import evaluation_report, holdout_metrics
-    from lifecycle.features import build_featurizer, features_and_target
-    from lifecycle.ingest import ingest_table, text_columns_of
-    from lifecycle.process import process_frame, split_frame
-    from lifecycle.registry import register_model
-    from lifecycle.training import cross_validate_candidate, fit_model, select_best
-    from lifecycle.validate import validate_frame
-    from pipelines.run_local import ensure_experiment, prepare_tracking
+    from lifecycle.dataset.config import load_config
+    from lifecycle.dataset.ingest import ingest_table, text_columns_of
+    from lifecycle.dataset.process import process_frame, split_frame
+    from lifecycle.dataset.validate import validate_frame
+    from lifecycle.modelling.estimators import expand_search_space
+    from lifecycle.modelling.evaluation import evaluation_report, holdout_metrics
+    from lifecycle.modelling.features import build_featurizer, features_and_target
+    from lifecycle.modelling.training import (
+        cross_validate_candidate,
+        fit_model,
+        select_best,
+    )
+    from lifecycle.registry.registration import register_model
+    from tools.run_local import ensure_experiment, prepare_tracking
 
     config = load_config(config_path)
     ensure_experiment(config.registry.model_name, prepare_tracking(workdir))
@@ -52,9 +56,17 @@ def plain_training(config_path: Path, workdir: Path) -> dict:
     reports = workdir / "reports"
     reports.mkdir(parents=True, exist_ok=True)
     (reports / "validation.md").write_text(validation.to_markdown())
-    (reports / "evaluation.html").write_text(evaluation_report(model, test, config, metrics, {"model": best["candidate"]["id"]}))
+    (reports / "evaluation.html").write_text(
+        evaluation_report(model, test, config, metrics, {"model": best["candidate"]["id"]})
+    )
     registration = register_model(
-        model, train, test, config, metrics, config.registry.model_name, config.registry.margin,
+        model,
+        train,
+        test,
+        config,
+        metrics,
+        config.registry.model_name,
+        config.registry.margin,
         lineage={"data_sha256": table.summary["sha256"]},
         artifacts={"evaluation.html": reports / "evaluation.html", "validation.md": reports / "validation.md"},
         params={"candidate": best["candidate"]["id"]},
@@ -92,9 +104,28 @@ def run_side(side: str, config: Path, scratch: Path) -> tuple[float, dict]:
     # (the pipeline runs its candidates two at a time with one OpenMP thread each).
     env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "OMP_NUM_THREADS")}
     if side == "pipeline":
-        command = [sys.executable, "-m", "pipelines.run_local", "train", "--config", str(config), "--workdir", str(workdir), "--json"]
+        command = [
+            sys.executable,
+            "-m",
+            "tools.run_local",
+            "train",
+            "--config",
+            str(config),
+            "--workdir",
+            str(workdir),
+            "--json",
+        ]
     else:
-        command = [sys.executable, str(Path(__file__).resolve()), "--plain", "--config", str(config), "--workdir", str(workdir)]
+        command = [
+            sys.executable,
+            "-m",
+            "benchmarks.training",
+            "--plain",
+            "--config",
+            str(config),
+            "--workdir",
+            str(workdir),
+        ]
     return timed(command, env)
 
 
@@ -105,7 +136,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--plain", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--workdir", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    sys.path.insert(0, str(ROOT))
 
     if args.plain:
         print(json.dumps(plain_training(args.config.resolve(), args.workdir)))
@@ -119,16 +149,26 @@ def main(argv: list[str] | None = None) -> int:
                 seconds, summary = run_side(side, args.config.resolve(), Path(scratch) / str(i))
                 times[side].append(seconds)
                 metrics[side] = summary["metrics"]
-                print(f"run {i + 1}/{args.repeat} {side:<9} {seconds:6.1f} s  ({summary['model_name']} v{summary['version']})", flush=True)
+                print(
+                    f"run {i + 1}/{args.repeat} {side:<9} {seconds:6.1f} s  ({summary['model_name']} "
+                    f"v{summary['version']})",
+                    flush=True,
+                )
 
     plain, pipeline = statistics.median(times["plain"]), statistics.median(times["pipeline"])
     ratio = pipeline / plain
     print()
-    print(f"config                      {args.config.relative_to(ROOT) if args.config.is_relative_to(ROOT) else args.config}")
+    print(
+        "config                      "
+        f"{args.config.relative_to(ROOT) if args.config.is_relative_to(ROOT) else args.config}"
+    )
     print(f"cores                       {os.cpu_count()}")
     print(f"plain single-process script {plain:6.1f} s")
     print(f"kfp.local training pipeline {pipeline:6.1f} s")
-    print(f"ratio pipeline / plain      {ratio:6.2f}  (target <= {TARGET_RATIO}: {'met' if ratio <= TARGET_RATIO else 'NOT met'})")
+    print(
+        f"ratio pipeline / plain      {ratio:6.2f}  (target <= {TARGET_RATIO}: "
+        f"{'met' if ratio <= TARGET_RATIO else 'NOT met'})"
+    )
     # HistGradientBoosting sums histograms per thread: 2 threads vs 1 moves the last digits.
     drift = max(abs(metrics["plain"][k] - v) / abs(v) for k, v in metrics["pipeline"].items())
     print(f"holdout metrics, max relative difference {drift:.1e}")

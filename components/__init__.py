@@ -14,6 +14,4 @@ DEFAULT_COMPONENT_IMAGE = "ghcr.io/kfp-tabular-lifecycle/components:0.1.0"
 COMPONENT_IMAGE = os.environ.get("COMPONENT_IMAGE", DEFAULT_COMPONENT_IMAGE)
 
 # The image already holds the project and kfp, so nothing is pip-installed when a task starts.
-project_component = functools.partial(
-    dsl.component, base_image=COMPONENT_IMAGE, install_kfp_package=False
-)
+project_component = functools.partial(dsl.component, base_image=COMPONENT_IMAGE, install_kfp_package=False)

@@ -22,16 +22,21 @@ def deploy_model(registration: dict, namespace: str, timeout_seconds: int, alias
     """
     import json
 
-    from lifecycle.deployment import deploy_model as deploy
+    from lifecycle.deploy.release import deploy_model as deploy
 
     model_name = registration["model_name"]
     deployment = deploy(model_name, alias=alias, namespace=namespace, timeout_seconds=timeout_seconds)
     this_run = registration.get("version")
-    note = "this run's version" if this_run == deployment.version else f"this run registered v{this_run}, which is not {alias}"
+    note = (
+        "this run's version"
+        if this_run == deployment.version
+        else f"this run registered v{this_run}, which is not {alias}"
+    )
     print(
         f"InferenceService {deployment.namespace}/{deployment.name} {deployment.action}: serving "
         f"{deployment.model_uri} ({alias}; {note}) from {deployment.storage_uri}; "
-        f"smoke request: {deployment.smoke['rows']} rows -> {len(deployment.smoke['predictions'])} predictions at {deployment.url}"
+        f"smoke request: {deployment.smoke['rows']} rows -> {len(deployment.smoke['predictions'])} predictions at "
+        f"{deployment.url}"
     )
     summary = deployment.to_dict()
     print(json.dumps(summary, indent=2))

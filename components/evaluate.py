@@ -33,10 +33,16 @@ def evaluate_model(
 
     import pandas as pd
 
-    from lifecycle.config import parse_config
-    from lifecycle.evaluation import confusion, evaluation_report, holdout_metrics, positive_proba, roc_points
-    from lifecycle.features import features_and_target
-    from lifecycle.serialization import load_artifact_model
+    from lifecycle.dataset.config import parse_config
+    from lifecycle.modelling.evaluation import (
+        confusion,
+        evaluation_report,
+        holdout_metrics,
+        positive_proba,
+        roc_points,
+    )
+    from lifecycle.modelling.features import features_and_target
+    from lifecycle.modelling.serialization import load_artifact_model
 
     cfg = parse_config(config)
     fitted = load_artifact_model(model.path, model.metadata)
@@ -49,7 +55,9 @@ def evaluate_model(
         positive = cfg.target.classes[-1]
         curve = roc_points(y.astype(str), positive_proba(fitted, X, positive), positive)
         classification_metrics.log_roc_curve(curve["fpr"], curve["tpr"], curve["threshold"])
-        classification_metrics.log_confusion_matrix(cfg.target.classes, confusion(y.astype(str), fitted.predict(X), cfg.target.classes))
+        classification_metrics.log_confusion_matrix(
+            cfg.target.classes, confusion(y.astype(str), fitted.predict(X), cfg.target.classes)
+        )
     context = {"model": model.metadata.get("candidate", ""), "holdout rows": len(holdout)}
     with open(report.path, "w") as handle:
         handle.write(evaluation_report(fitted, holdout, cfg, values, context))

@@ -14,9 +14,9 @@ def fit_featurizer(train: Input[Dataset], config: str, featurizer: Output[Model]
     """
     import pandas as pd
 
-    from lifecycle.config import parse_config
-    from lifecycle.features import build_featurizer, features_and_target
-    from lifecycle.serialization import save_model_file
+    from lifecycle.dataset.config import parse_config
+    from lifecycle.modelling.features import build_featurizer, features_and_target
+    from lifecycle.modelling.serialization import save_model_file
 
     cfg = parse_config(config)
     X, _ = features_and_target(pd.read_parquet(train.path), cfg)

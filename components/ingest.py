@@ -13,8 +13,8 @@ def ingest_dataset(data_uri: str, config: str, dataset: Output[Dataset]):
         config: The data-set config (see configs/); checked here so a bad config fails first.
         dataset: The raw table as Parquet, with rows, columns and a sha256 of the source bytes.
     """
-    from lifecycle.config import parse_config
-    from lifecycle.ingest import ingest_table, text_columns_of
+    from lifecycle.dataset.config import parse_config
+    from lifecycle.dataset.ingest import ingest_table, text_columns_of
 
     table = ingest_table(data_uri, text_columns_of(parse_config(config)))
     table.frame.to_parquet(dataset.path, index=False)

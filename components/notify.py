@@ -25,15 +25,21 @@ def notify_outcome(
         pipeline_job_name: KFP run name.
         pipeline_root: Where the run's artifacts are (a local directory under kfp.local).
     """
-    from lifecycle.notification import gather_outcome, send_notification
+    from lifecycle.notify.outcome import gather_outcome
+    from lifecycle.notify.webhook import send_notification
 
     try:
         outcome = gather_outcome(
-            status, model_name, pipeline_run_id, pipeline_job_name,
-            pipeline="training", pipeline_root=pipeline_root, exit_task="notify-outcome",
+            status,
+            model_name,
+            pipeline_run_id,
+            pipeline_job_name,
+            pipeline="training",
+            pipeline_root=pipeline_root,
+            exit_task="notify-outcome",
         )
         send_notification(outcome)
     except Exception as exc:  # a notification problem must not turn a good run red
-        from lifecycle.notification import redact
+        from lifecycle.notify.message import redact
 
         print(f"notification failed: {redact(f'{type(exc).__name__}: {exc}')}")

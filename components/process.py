@@ -14,8 +14,8 @@ def process_dataset(dataset: Input[Dataset], config: str, processed: Output[Data
     """
     import pandas as pd
 
-    from lifecycle.config import parse_config
-    from lifecycle.process import process_frame
+    from lifecycle.dataset.config import parse_config
+    from lifecycle.dataset.process import process_frame
 
     frame = process_frame(pd.read_parquet(dataset.path), parse_config(config))
     frame.to_parquet(processed.path, index=False)

@@ -47,9 +47,9 @@ def register_model(
 
     import pandas as pd
 
-    from lifecycle.config import config_as_json, parse_config
-    from lifecycle.registry import register_model as register
-    from lifecycle.serialization import load_artifact_model
+    from lifecycle.dataset.config import config_as_json, parse_config
+    from lifecycle.modelling.serialization import load_artifact_model
+    from lifecycle.registry.registration import register_model as register
 
     cfg = parse_config(config)
     fitted = load_artifact_model(model.path, model.metadata)
@@ -70,7 +70,11 @@ def register_model(
             "pipeline_run_id": pipeline_run_id,
         },
         artifacts={"evaluation.html": Path(evaluation_report.path), "validation.md": Path(validation_report.path)},
-        params={"candidate": model.metadata.get("candidate", ""), "dataset": cfg.name, "promotion_margin": promotion_margin},
+        params={
+            "candidate": model.metadata.get("candidate", ""),
+            "dataset": cfg.name,
+            "promotion_margin": promotion_margin,
+        },
     )
     print(json.dumps(registration.to_dict(), indent=2))
     return registration.to_dict()

@@ -23,7 +23,7 @@ def score_batch(model_uri: str, input_uri: str, chunk_rows: int, output_uri: str
     """
     from pathlib import Path
 
-    from lifecycle.scoring import score_file
+    from lifecycle.scoring.batch import score_file
 
     result = score_file(model_uri, input_uri, Path(predictions.path), chunk_rows=int(chunk_rows), output_uri=output_uri)
     predictions.metadata.update(

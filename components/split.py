@@ -15,8 +15,8 @@ def split_dataset(processed: Input[Dataset], config: str, train: Output[Dataset]
     """
     import pandas as pd
 
-    from lifecycle.config import parse_config
-    from lifecycle.process import split_frame
+    from lifecycle.dataset.config import parse_config
+    from lifecycle.dataset.process import split_frame
 
     train_frame, test_frame = split_frame(pd.read_parquet(processed.path), parse_config(config))
     train_frame.to_parquet(train.path, index=False)

@@ -1,12 +1,10 @@
-from typing import List
-
 from kfp.dsl import Dataset, Input, Metrics, Model, Output
 
 from components import project_component
 
 
 @project_component
-def plan_candidates(config: str) -> List[str]:
+def plan_candidates(config: str) -> list[str]:
     """Expands the config's search space into candidates, one ParallelFor iteration each.
 
     Args:
@@ -15,8 +13,8 @@ def plan_candidates(config: str) -> List[str]:
     Returns:
         The candidates as JSON texts (estimator family, parameters, id).
     """
-    from lifecycle.config import parse_config
-    from lifecycle.estimators import candidate_to_json, expand_search_space
+    from lifecycle.dataset.config import parse_config
+    from lifecycle.modelling.estimators import candidate_to_json, expand_search_space
 
     return [candidate_to_json(c) for c in expand_search_space(parse_config(config))]
 
@@ -38,9 +36,9 @@ def cross_validate(train: Input[Dataset], featurizer: Input[Model], config: str,
 
     import pandas as pd
 
-    from lifecycle.config import parse_config
-    from lifecycle.serialization import load_artifact_model
-    from lifecycle.training import cross_validate_candidate
+    from lifecycle.dataset.config import parse_config
+    from lifecycle.modelling.serialization import load_artifact_model
+    from lifecycle.modelling.training import cross_validate_candidate
 
     result = cross_validate_candidate(
         pd.read_parquet(train.path),
@@ -57,7 +55,7 @@ def train_best_model(
     train: Input[Dataset],
     featurizer: Input[Model],
     config: str,
-    cv_results: List[str],
+    cv_results: list[str],
     model: Output[Model],
     cv_metrics: Output[Metrics],
 ) -> str:
@@ -78,14 +76,16 @@ def train_best_model(
 
     import pandas as pd
 
-    from lifecycle.config import parse_config
-    from lifecycle.serialization import load_artifact_model, save_model_file
-    from lifecycle.training import fit_model, select_best
+    from lifecycle.dataset.config import parse_config
+    from lifecycle.modelling.serialization import load_artifact_model, save_model_file
+    from lifecycle.modelling.training import fit_model, select_best
 
     cfg = parse_config(config)
     results = [json.loads(r) for r in cv_results]
     best = select_best(results, cfg)
-    fitted = fit_model(pd.read_parquet(train.path), load_artifact_model(featurizer.path, featurizer.metadata), best["candidate"], cfg)
+    fitted = fit_model(
+        pd.read_parquet(train.path), load_artifact_model(featurizer.path, featurizer.metadata), best["candidate"], cfg
+    )
     model.metadata["sha256"] = save_model_file(fitted, model.path)
     model.metadata.update({"candidate": best["candidate"]["id"], best["metric"]: best["mean"]})
     cv_metrics.log_metric(best["metric"], best["mean"])

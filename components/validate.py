@@ -14,8 +14,8 @@ def validate_dataset(dataset: Input[Dataset], config: str, report: Output[Markdo
     """
     import pandas as pd
 
-    from lifecycle.config import parse_config
-    from lifecycle.validate import validate_frame
+    from lifecycle.dataset.config import parse_config
+    from lifecycle.dataset.validate import validate_frame
 
     source = dataset.metadata.get("source_uri", dataset.uri)
     result = validate_frame(pd.read_parquet(dataset.path), parse_config(config), source)

@@ -42,13 +42,13 @@ def _mask_after_scheme(rest: str) -> str:
     """`rest` is what follows `scheme://`."""
     authority = re.split(r"[/?#]", rest, maxsplit=1)[0]
     if "@" in authority:
-        rest = f"{MASK}@{rest[authority.rfind('@') + 1:]}"
+        rest = f"{MASK}@{rest[authority.rfind('@') + 1 :]}"
     elif _port_is_not_a_number(authority):
         at = rest.rfind("@")
-        if at != -1:  # user:pa/ss@host: a password with an unencoded / ? or #
-            rest = f"{MASK}@{rest[at + 1:]}"
-        else:  # user:password with no host: keep the user, mask the rest
-            rest = f"{authority.partition(':')[0]}:{MASK}{rest[len(authority):]}"
+        # user:pa/ss@host (a password with an unencoded / ? or #), or user:password with no host
+        # (the user is kept, the rest masked)
+        user = authority.partition(":")[0]
+        rest = f"{MASK}@{rest[at + 1 :]}" if at != -1 else f"{user}:{MASK}{rest[len(authority) :]}"
     base, hash_, fragment = rest.partition("#")
     base, question, query = base.partition("?")
     masked = base + question + _mask_pairs(query)
@@ -70,4 +70,4 @@ def mask_credentials(text: str) -> str:
         if ":" in authority.rpartition("@")[0]:  # user:password@host; name@alias is left alone
             return text.replace(word, _mask_after_scheme(word), 1)
         return text
-    return _URL.sub(lambda m: m[0][: m[0].index("://") + 3] + _mask_after_scheme(m[0][m[0].index("://") + 3:]), text)
+    return _URL.sub(lambda m: m[0][: m[0].index("://") + 3] + _mask_after_scheme(m[0][m[0].index("://") + 3 :]), text)

@@ -19,7 +19,10 @@ S3_SECRET = "pipeline-s3-credentials"  # the steps' own S3 identity (scripts/clu
 S3_SECRET_KEYS = {"accesskey": "AWS_ACCESS_KEY_ID", "secretkey": "AWS_SECRET_ACCESS_KEY"}
 # MLflow's basic-auth app: MLflow's client reads these two variables on every request.
 MLFLOW_CREDENTIALS_SECRET = "mlflow-credentials"
-MLFLOW_CREDENTIALS_KEYS = {"MLFLOW_TRACKING_USERNAME": "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD": "MLFLOW_TRACKING_PASSWORD"}
+MLFLOW_CREDENTIALS_KEYS = {
+    "MLFLOW_TRACKING_USERNAME": "MLFLOW_TRACKING_USERNAME",
+    "MLFLOW_TRACKING_PASSWORD": "MLFLOW_TRACKING_PASSWORD",
+}
 # A ServiceAccount token Secret (keys token, ca.crt, namespace): the one identity that may deploy.
 DEPLOYER_TOKEN_SECRET = "model-deployer-token"
 DEPLOYER_TOKEN_PATH = "/var/run/secrets/model-deployer"

@@ -13,7 +13,13 @@ from components.register import register_model
 from components.split import split_dataset
 from components.train import cross_validate, plan_candidates, train_best_model
 from components.validate import validate_dataset
-from pipelines.settings import sized, with_deployer_identity, with_mlflow, with_notify_webhook, with_s3_credentials
+from pipelines.settings import (
+    sized,
+    with_deployer_identity,
+    with_mlflow,
+    with_notify_webhook,
+    with_s3_credentials,
+)
 
 
 @dsl.pipeline(
@@ -40,7 +46,7 @@ def training(
     in the run's pipeline root).
 
     Args:
-        config: The data-set config as JSON (a configs/*.yaml file, see lifecycle.config).
+        config: The data-set config as JSON (a configs/*.yaml file, see lifecycle.dataset.config).
         data_uri: Local path or s3:// URI of the raw CSV or Parquet file.
         model_name: MLflow registered model name (also the InferenceService name when deployed).
         promotion_margin: How much better than the champion a new version must be to replace it.
@@ -91,7 +97,9 @@ def training(
             ),
             "compute",
         )
-        evaluate = sized(evaluate_model(model=best.outputs["model"], test=split.outputs["test"], config=config), "compute")
+        evaluate = sized(
+            evaluate_model(model=best.outputs["model"], test=split.outputs["test"], config=config), "compute"
+        )
         register = with_mlflow(
             sized(
                 register_model(

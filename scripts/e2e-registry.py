@@ -36,10 +36,15 @@ def registered_model_report(tracking_uri: str, model: str, alias: str, pipeline_
                 f"error: the registry at {registry} refused the request ({exc.error_code}); "
                 f"check MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD: {mask_credentials(str(exc))}"
             ) from None
-        raise SystemExit(f"error: {model}@{alias} is not in the registry at {registry}: {mask_credentials(str(exc))}") from None
+        raise SystemExit(
+            f"error: {model}@{alias} is not in the registry at {registry}: {mask_credentials(str(exc))}"
+        ) from None
     recorded_run = version.tags.get("pipeline_run_id", "")
     if pipeline_run_id and recorded_run != pipeline_run_id:
-        raise SystemExit(f"error: {model}@{alias} is version {version.version} from KFP run {recorded_run or '(none)'}, not {pipeline_run_id}")
+        raise SystemExit(
+            f"error: {model}@{alias} is version {version.version} from KFP run {recorded_run or '(none)'}, not "
+            f"{pipeline_run_id}"
+        )
     metrics = {k: v for k, v in client.get_run(version.run_id).data.metrics.items() if k.startswith("test_")}
     if not metrics:
         raise SystemExit(f"error: {model} v{version.version} (MLflow run {version.run_id}) has no test_* metrics")
@@ -73,7 +78,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tracking-uri", required=True)
     parser.add_argument("--model", required=True)
     parser.add_argument("--alias", default="champion")
-    parser.add_argument("--pipeline-run-id", default="", help="fail unless the version's pipeline_run_id tag is this run")
+    parser.add_argument(
+        "--pipeline-run-id", default="", help="fail unless the version's pipeline_run_id tag is this run"
+    )
     parser.add_argument("--summary", type=Path, help="append a Markdown table to this file")
     args = parser.parse_args(argv)
     report = registered_model_report(args.tracking_uri, args.model, args.alias, args.pipeline_run_id)

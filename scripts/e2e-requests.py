@@ -26,9 +26,9 @@ def request_row(config_path: Path = CONFIG) -> dict:
     """
     import pandas as pd
 
-    from lifecycle.config import load_config
-    from lifecycle.features import features_and_target
-    from lifecycle.process import process_frame
+    from lifecycle.dataset.config import load_config
+    from lifecycle.dataset.process import process_frame
+    from lifecycle.modelling.features import features_and_target
 
     config = load_config(config_path)
     features, _ = features_and_target(process_frame(pd.read_csv(ROOT / config.data_uri), config), config)
@@ -53,7 +53,7 @@ def v2_request(row: dict, column_types: dict[str, str]) -> dict:
 
 
 def rendered(config_path: Path = CONFIG) -> dict[str, str]:
-    from lifecycle.config import load_config
+    from lifecycle.dataset.config import load_config
 
     row = request_row(config_path)
     column_types = {name: column.type for name, column in load_config(config_path).columns.items()}

@@ -14,9 +14,10 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -45,8 +46,12 @@ class DynamicBatcher:
     """
 
     def __init__(
-        self, run_batch: Callable[[dict[str, list], int, list[int]], list[Any]], max_batch_rows: int = 64,
-        max_wait: float = 0.0, threads: int = 1, max_queued_rows: int | None = None,
+        self,
+        run_batch: Callable[[dict[str, list], int, list[int]], list[Any]],
+        max_batch_rows: int = 64,
+        max_wait: float = 0.0,
+        threads: int = 1,
+        max_queued_rows: int | None = None,
     ):
         if max_batch_rows < 1:
             raise ValueError(f"max_batch_rows must be at least 1, got {max_batch_rows}")
@@ -153,7 +158,7 @@ class DynamicBatcher:
                     # One request's rows should not fail the others: score them one by one.
                     log.warning("batch of %d requests failed (%s); retrying them one by one", len(batch), exc)
                     results = await loop.run_in_executor(self._executor, self._run_each, batch)
-            for item, result in zip(batch, results):
+            for item, result in zip(batch, results, strict=False):
                 if item.future.done():
                     continue
                 if isinstance(result, Exception):

@@ -53,4 +53,7 @@ class ClientErrorFilter(logging.Filter):
     is not a server event."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return not (record.exc_info and isinstance(record.exc_info[1], (InvalidInput, ModelNotFound, RouteNotOffered, ClientDisconnect)))
+        return not (
+            record.exc_info
+            and isinstance(record.exc_info[1], (InvalidInput, ModelNotFound, RouteNotOffered, ClientDisconnect))
+        )

@@ -186,5 +186,7 @@ def bound_server(config, limits: RequestLimits, model_version: str | None = None
     Past the cap uvicorn answers new requests 503."""
     config.http = DeadlineProtocol
     config.request_timeout = limits.body_timeout
-    config.request_timeout_response = error_body("body", f"did not arrive within {limits.body_timeout:g} s", model_version)
+    config.request_timeout_response = error_body(
+        "body", f"did not arrive within {limits.body_timeout:g} s", model_version
+    )
     config.limit_concurrency = limits.max_connections

@@ -4,7 +4,7 @@ In the cluster KServe's storage initializer copies the registered version's arti
 (`.../models/m-<id>/artifacts`) to `/mnt/models`, so `MLmodel` sits at the top of that folder, and
 the deploy step sets the version's digest as MODEL_SHA256. Locally the folder comes from a
 `models:/NAME@ALIAS` or `models:/NAME/VERSION` URI, whose digest the registry holds. Either way the
-checks are `lifecycle.registered_model`'s: skops only, no code, the digest matched before loading.
+checks are `lifecycle.registry.registered_model`'s: skops only, no code, the digest matched before loading.
 """
 
 from __future__ import annotations
@@ -14,8 +14,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lifecycle.registered_model import TrustedModel, check_sha256, load_folder, load_registered
-from lifecycle.serialization import UntrustedModelError
+from lifecycle.modelling.serialization import UntrustedModelError
+from lifecycle.registry.registered_model import (
+    TrustedModel,
+    check_sha256,
+    load_folder,
+    load_registered,
+)
 from serving.errors import ModelLoadError
 
 log = logging.getLogger(__name__)
@@ -41,7 +46,9 @@ def _trusted(model_uri: str, expected_sha256: str | None) -> TrustedModel:
             )
         return trusted
     if ":/" in model_uri and not model_uri.startswith("file://"):
-        raise UntrustedModelError(f"{model_uri}: serve a models:/ URI or a local folder; other URIs cannot be verified here")
+        raise UntrustedModelError(
+            f"{model_uri}: serve a models:/ URI or a local folder; other URIs cannot be verified here"
+        )
     local = Path(model_uri.removeprefix("file://"))
     if not local.exists():
         raise UntrustedModelError(f"model path {local} does not exist")

@@ -117,8 +117,13 @@ class TabularModel(Model):
     """Serves one MLflow sklearn model; refuses to start if it cannot load or predict it."""
 
     def __init__(
-        self, name: str, model_uri: str, settings: BatchSettings | None = None, model_version: str | None = None,
-        model_sha256: str | None = None, limits: RequestLimits | None = None,
+        self,
+        name: str,
+        model_uri: str,
+        settings: BatchSettings | None = None,
+        model_version: str | None = None,
+        model_sha256: str | None = None,
+        limits: RequestLimits | None = None,
     ):
         super().__init__(name)
         self.model_uri = model_uri
@@ -147,7 +152,10 @@ class TabularModel(Model):
         """What a process needs beside the loaded model: the batcher and the native thread pools' handle."""
         s = self.settings
         self.batcher = DynamicBatcher(
-            self._score, max_batch_rows=s.max_batch_size, max_wait=s.max_wait_ms / 1000, threads=s.predict_threads,
+            self._score,
+            max_batch_rows=s.max_batch_size,
+            max_wait=s.max_wait_ms / 1000,
+            threads=s.predict_threads,
             max_queued_rows=s.queue_limit,
         )
         self._threads = ThreadpoolController()
@@ -157,18 +165,24 @@ class TabularModel(Model):
         answers; a failure stops the server."""
         example = self.loaded.input_example
         if example is None:
-            raise ModelLoadError(f"{self.model_uri} has no input example to warm up on (log the model with input_example=)")
+            raise ModelLoadError(
+                f"{self.model_uri} has no input example to warm up on (log the model with input_example=)"
+            )
         import pandas as pd
 
         if not isinstance(example, pd.DataFrame):
             example = pd.DataFrame(example)
         try:
-            parsed = self.parse(Body("v1", orjson.dumps({"instances": records_from_frame(example)})), max(len(example), 1))
+            parsed = self.parse(
+                Body("v1", orjson.dumps({"instances": records_from_frame(example)})), max(len(example), 1)
+            )
             (scored,) = self._score(parsed.rows.columns, parsed.rows.count, [parsed.rows.count])
             for protocol in ("v1", "v2"):
                 orjson.dumps(self._response(scored, protocol, None))
         except Exception as exc:
-            raise ModelLoadError(f"the warm-up prediction on the model's input example failed: {type(exc).__name__}: {exc}") from exc
+            raise ModelLoadError(
+                f"the warm-up prediction on the model's input example failed: {type(exc).__name__}: {exc}"
+            ) from exc
         log.info("warm-up prediction on %d example rows: %s", parsed.rows.count, scored.values[:3].tolist())
 
     # Runs in the predict thread: one frame and one model call for the whole batch.
@@ -218,7 +232,9 @@ class TabularModel(Model):
 
     def get_output_types(self) -> list[dict]:
         classes = self.loaded.classes
-        outputs = [{"name": "prediction", "datatype": _v2_datatype(np.asarray(classes)) if classes else "FP64", "shape": [-1]}]
+        outputs = [
+            {"name": "prediction", "datatype": _v2_datatype(np.asarray(classes)) if classes else "FP64", "shape": [-1]}
+        ]
         for key in self.class_keys:
             outputs.append({"name": f"probability_{key}", "datatype": "FP64", "shape": [-1]})
         return outputs
@@ -257,7 +273,9 @@ class TabularModel(Model):
     async def preprocess(self, payload: Body, headers: dict[str, str] | None = None) -> _Parsed:
         if not isinstance(payload, Body):
             # Only KServe's generic routes hand the model anything else: `:explain`, which it does not offer.
-            raise RouteNotOffered(f"model {self.name} answers /v1/models/{self.name}:predict and /v2/models/{self.name}/infer only")
+            raise RouteNotOffered(
+                f"model {self.name} answers /v1/models/{self.name}:predict and /v2/models/{self.name}/infer only"
+            )
         if self.batcher.full():  # refused before the body is decoded: an overloaded server spends nothing on it
             raise _overloaded(QueueFull(self.batcher.queued_rows, self.batcher.max_queued_rows))
         return self.parse(payload, self.settings.max_request_rows)
@@ -279,7 +297,7 @@ class TabularModel(Model):
             return self._v2_response(scored, request_id)
         response: dict[str, Any] = {"predictions": scored.values.tolist()}
         if scored.proba is not None:
-            response["probabilities"] = [dict(zip(self.class_keys, row)) for row in scored.proba.tolist()]
+            response["probabilities"] = [dict(zip(self.class_keys, row, strict=False)) for row in scored.proba.tolist()]
         return response
 
     def _v2_response(self, scored: Scored, request_id: str | None) -> dict:
@@ -287,7 +305,13 @@ class TabularModel(Model):
         outputs = [_v2_tensor("prediction", scored.values)]
         if scored.proba is not None:
             outputs += [_v2_tensor(f"probability_{key}", scored.proba[:, i]) for i, key in enumerate(self.class_keys)]
-        return {"model_name": self.name, "model_version": self.model_version, "id": request_id or str(uuid.uuid4()), "parameters": None, "outputs": outputs}
+        return {
+            "model_name": self.name,
+            "model_version": self.model_version,
+            "id": request_id or str(uuid.uuid4()),
+            "parameters": None,
+            "outputs": outputs,
+        }
 
 
 RETRY_AFTER_SECONDS = "1"  # a full queue (4 requests of the most rows, by default) drains in about a second
@@ -295,8 +319,16 @@ RETRY_AFTER_SECONDS = "1"  # a full queue (4 requests of the most rows, by defau
 
 def _overloaded(exc: QueueFull) -> RequestError:
     log.debug("refused a request: %s", exc)
-    return RequestError("queue", f"the server is busy: {exc}; retry later", status=503, headers={"Retry-After": RETRY_AFTER_SECONDS})
+    return RequestError(
+        "queue", f"the server is busy: {exc}; retry later", status=503, headers={"Retry-After": RETRY_AFTER_SECONDS}
+    )
 
 
 def _v2_tensor(name: str, values: np.ndarray) -> dict:
-    return {"name": name, "shape": [len(values)], "datatype": _v2_datatype(values), "parameters": None, "data": values.tolist()}
+    return {
+        "name": name,
+        "shape": [len(values)],
+        "datatype": _v2_datatype(values),
+        "parameters": None,
+        "data": values.tolist(),
+    }

@@ -37,7 +37,9 @@ def install_routes(app, model) -> None:
         async def endpoint(request: Request) -> Response:
             content_type = request.headers.get("content-type", "")
             if content_type.split(";", 1)[0].strip().lower() not in JSON_CONTENT_TYPES:
-                raise RequestError("Content-Type", f"expected application/json, got {content_type or 'no Content-Type header'}")
+                raise RequestError(
+                    "Content-Type", f"expected application/json, got {content_type or 'no Content-Type header'}"
+                )
             answer, _ = await model(Body(protocol, await request.body()), dict(request.headers))
             return Response(orjson.dumps(answer), media_type="application/json")
 

@@ -7,7 +7,7 @@ back as the same string objects (`KnownText`). A body that does not fit takes th
 orjson and checked in Python, a few set operations per column, naming what is wrong.
 Neither decoder accepts NaN or infinities, so every float is finite. Pandas is touched once per
 *batch*, in the predict thread.
-The frame gets the dtypes batch scoring gives (`lifecycle.scoring.conform_to_signature`):
+The frame gets the dtypes batch scoring gives (`lifecycle.scoring.batch.conform_to_signature`):
 float64 for every numeric column and object strings with None for missing text, so the online
 and batch predictions of the same rows are the same numbers.
 """
@@ -15,9 +15,10 @@ and batch predictions of the same rows are the same numbers.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Annotated, Any, Callable, Literal, Sequence, Union
+from typing import Annotated, Any, Literal
 
 import msgspec
 import numpy as np
@@ -52,10 +53,18 @@ _VALUE_TYPES = {
     "string": str,
     "boolean": bool,
 }
-_JSON_NAMES = {int: "integer", float: "number", str: "string", bool: "boolean", NoneType: "null", list: "array", dict: "object"}
+_JSON_NAMES = {
+    int: "integer",
+    float: "number",
+    str: "string",
+    bool: "boolean",
+    NoneType: "null",
+    list: "array",
+    dict: "object",
+}
 
 
-def _value_type(column: "Column"):
+def _value_type(column: Column):
     """A column's value in typed decoding; null only where the column is optional."""
     value = _VALUE_TYPES[column.kind]
     return value if column.required else value | None
@@ -86,7 +95,7 @@ class InputSchema:
         return {c.name: c for c in self.columns}
 
     @cached_property
-    def frame_layout(self) -> "_FrameLayout":
+    def frame_layout(self) -> _FrameLayout:
         return _layout(self)
 
     def __getstate__(self) -> dict:
@@ -109,11 +118,11 @@ class InputSchema:
         return _v2_decoder(self.columns, _value_type)
 
     @cached_property
-    def known_text(self) -> "KnownText":
+    def known_text(self) -> KnownText:
         return KnownText(self)
 
     @classmethod
-    def from_signature(cls, signature, categories: dict[str, Sequence[str]] | None = None) -> "InputSchema":
+    def from_signature(cls, signature, categories: dict[str, Sequence[str]] | None = None) -> InputSchema:
         """From an MLflow ModelSignature with named column inputs, and the model's text categories
         per column (`category_values`), which become the text columns' known values."""
         from serving.errors import ModelLoadError
@@ -149,20 +158,33 @@ def _v2_decoder(columns: tuple[Column, ...], value_type: Callable[[Column], Any]
         return None
     tensors = tuple(
         msgspec.defstruct(
-            f"Tensor{i}", [("shape", list[int]), ("datatype", str), ("data", list[value_type(c)])],
-            tag_field="name", tag=c.name, gc=False,
+            f"Tensor{i}",
+            [("shape", list[int]), ("datatype", str), ("data", list[value_type(c)])],
+            tag_field="name",
+            tag=c.name,
+            gc=False,
         )
         for i, c in enumerate(columns)
     )
-    body = msgspec.defstruct("V2Body", [("inputs", list[Union[tensors]]), ("parameters", dict | None, None), ("id", str | None, None)], gc=False)
+    body = msgspec.defstruct(
+        "V2Body",
+        [("inputs", list[tensors]), ("parameters", dict | None, None), ("id", str | None, None)],
+        gc=False,
+    )
     return msgspec.json.Decoder(body)
 
 
 def _typed_struct(name: str, columns: tuple[Column, ...], value_type: Callable[[Column], Any]) -> type:
     """A struct with one field per column, of type `value_type(column)`; an optional one may be null or absent."""
-    fields = [(f"c{i}", value_type(c)) if c.required else (f"c{i}", value_type(c) | None, None) for i, c in enumerate(columns)]
+    fields = [
+        (f"c{i}", value_type(c)) if c.required else (f"c{i}", value_type(c) | None, None) for i, c in enumerate(columns)
+    ]
     return msgspec.defstruct(
-        name, fields, kw_only=True, forbid_unknown_fields=True, gc=False,
+        name,
+        fields,
+        kw_only=True,
+        forbid_unknown_fields=True,
+        gc=False,
         rename={f"c{i}": c.name for i, c in enumerate(columns)},  # column names need not be identifiers
     )
 
@@ -191,7 +213,7 @@ def category_values(model) -> dict[str, list[str]]:
         elif hasattr(estimator, "categories_"):
             names = list(getattr(estimator, "feature_names_in_", None) if columns is None else columns) or []
             if len(names) == len(estimator.categories_):
-                for name, categories in zip(names, estimator.categories_):
+                for name, categories in zip(names, estimator.categories_, strict=False):
                     found.setdefault(name, set()).update(c for c in categories if isinstance(c, str))
 
     visit(model, None)
@@ -212,7 +234,8 @@ class KnownText:
 
     def __init__(self, schema: InputSchema):
         self.values: dict[str, frozenset[str]] = {
-            name: values for name, values in schema.text_values
+            name: values
+            for name, values in schema.text_values
             if len(values) <= KNOWN_VALUES_PER_COLUMN and all(len(v) <= KNOWN_VALUE_LENGTH for v in values)
         }
         self.v1_decoder = _v1_decoder(schema.columns, self._value_type)
@@ -277,7 +300,9 @@ def _check_names(present, schema: InputSchema, where: str) -> None:
         raise RequestError(where, f"unknown column(s): {', '.join(map(str, unknown[:10]))}")
     missing = [c.name for c in schema.columns if c.required and c.name not in present]
     if missing:
-        raise RequestError(where, f"missing column(s): {', '.join(missing[:10])}" + (" ..." if len(missing) > 10 else ""))
+        raise RequestError(
+            where, f"missing column(s): {', '.join(missing[:10])}" + (" ..." if len(missing) > 10 else "")
+        )
 
 
 TOO_DEEP = "is nested too deeply: a request holds a few levels of arrays and objects, not hundreds"
@@ -330,8 +355,12 @@ def _v1_rows(body, schema: InputSchema, max_rows: int) -> Rows | None:
     where, sent = ("instances", body.instances) if body.inputs is msgspec.UNSET else ("inputs", body.inputs)
     if type(sent) is list:
         _check_count(len(sent), where, max_rows)
-        return Rows(dict(zip(schema.by_name, zip(*map(msgspec.structs.astuple, sent)))), len(sent), where)
-    columns = dict(zip(schema.by_name, msgspec.structs.astuple(sent)))
+        return Rows(
+            dict(zip(schema.by_name, zip(*map(msgspec.structs.astuple, sent), strict=False), strict=False)),
+            len(sent),
+            where,
+        )
+    columns = dict(zip(schema.by_name, msgspec.structs.astuple(sent), strict=False))
     counts = {len(values) for values in columns.values() if values is not None}
     if len(counts) > 1:
         return None  # columns of different lengths
@@ -363,12 +392,17 @@ def _v2_rows(body, schema: InputSchema, max_rows: int) -> tuple[Rows, str | None
         shape, values = tensor.shape, tensor.data
         if (
             columns[column.name] is not None  # sent twice
-            or not _is_column_shape(shape) or shape[0] != len(values)
+            or not _is_column_shape(shape)
+            or shape[0] != len(values)
             or (count is not None and len(values) != count)
             or tensor.datatype not in _V2_DATATYPES[column.kind]
         ):
             return None
-        if column.kind == "number" and tensor.datatype in _V2_DATATYPES["integer"] and not all(v is None or v.is_integer() for v in values):
+        if (
+            column.kind == "number"
+            and tensor.datatype in _V2_DATATYPES["integer"]
+            and not all(v is None or v.is_integer() for v in values)
+        ):
             return None  # an INT tensor holds whole numbers
         columns[column.name] = values
         count = len(values)
@@ -387,7 +421,7 @@ def rows_from_records(records: list, schema: InputSchema, where: str, max_rows: 
             _check_names(record.keys(), schema, f"{where}[{i}]")
     transposed = ([r.get(c.name) for r in records] for c in schema.columns)
     columns = {}
-    for column, values in zip(schema.columns, transposed):
+    for column, values in zip(schema.columns, transposed, strict=False):
         _check_values(column, values, lambda i, name=column.name: f"{where}[{i}].{name}")
         columns[column.name] = values
     return Rows(columns, len(records), where)
@@ -451,17 +485,26 @@ def _v2_tensors(body: Any) -> tuple[list[dict], dict | None]:
         raise RequestError("body", f"expected a JSON object with 'inputs', got {_json_type(body)}")
     inputs = body.get("inputs")
     if type(inputs) is not list:
-        raise RequestError("inputs", "expected key 'inputs': an array of tensors" if inputs is None else f"expected an array of tensors, got {_json_type(inputs)}")
+        raise RequestError(
+            "inputs",
+            "expected key 'inputs': an array of tensors"
+            if inputs is None
+            else f"expected an array of tensors, got {_json_type(inputs)}",
+        )
     parameters = body.get("parameters")
     if parameters is not None and type(parameters) is not dict:
         raise RequestError("parameters", f"expected an object, got {_json_type(parameters)}")
     for i, tensor in enumerate(inputs):
         if type(tensor) is not dict:
-            raise RequestError(f"inputs[{i}]", f"expected a tensor object (name, shape, datatype, data), got {_json_type(tensor)}")
+            raise RequestError(
+                f"inputs[{i}]", f"expected a tensor object (name, shape, datatype, data), got {_json_type(tensor)}"
+            )
         for key, kind in (("name", str), ("datatype", str), ("shape", list), ("data", list)):
             if type(tensor.get(key)) is not kind:
                 got = "nothing" if key not in tensor else f"{_json_type(tensor[key])} {_short(tensor[key])}"
-                raise RequestError(f"inputs[{i}].{key}", f"expected {'an array' if kind is list else 'a string'}, got {got}")
+                raise RequestError(
+                    f"inputs[{i}].{key}", f"expected {'an array' if kind is list else 'a string'}, got {got}"
+                )
     return inputs, parameters
 
 
@@ -478,7 +521,9 @@ def rows_from_v2(body: Any, schema: InputSchema, max_rows: int) -> Rows:
     inputs, parameters = _v2_tensors(body)
     content_type = (parameters or {}).get("content_type")
     if content_type not in (None, "pd"):
-        raise RequestError("parameters.content_type", f"expected 'pd' (one tensor per column) or none, got {_short(content_type)}")
+        raise RequestError(
+            "parameters.content_type", f"expected 'pd' (one tensor per column) or none, got {_short(content_type)}"
+        )
     by_name = {}
     for i, tensor in enumerate(inputs):
         if tensor["name"] in by_name:
@@ -578,4 +623,6 @@ def frame_from_columns(columns: dict[str, Sequence], schema: InputSchema):
 def records_from_frame(frame) -> list[dict]:
     """JSON-ready rows of a frame (NaN -> None), e.g. of the model's input example."""
     plain = frame.astype(object).where(frame.notna(), None)
-    return [{k: (v.item() if isinstance(v, np.generic) else v) for k, v in row.items()} for row in plain.to_dict("records")]
+    return [
+        {k: (v.item() if isinstance(v, np.generic) else v) for k, v in row.items()} for row in plain.to_dict("records")
+    ]

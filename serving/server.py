@@ -13,8 +13,8 @@ import sys
 import tempfile
 from dataclasses import dataclass
 
+from lifecycle.deploy.inference_service import MODEL_VERSION_ENV
 from serving.errors import ModelLoadError
-from serving.inference_service import MODEL_VERSION_ENV
 
 DEFAULT_MODEL_DIR = "/mnt/models"  # where KServe's storage initializer puts the model
 MB = 1 << 20
@@ -43,43 +43,87 @@ class ServerOptions:
 
 def parse_args(argv: list[str] | None = None) -> ServerOptions:
     env = os.environ.get
-    p = argparse.ArgumentParser(prog="python -m serving", description="Serve a registered MLflow sklearn model with KServe (V1 and V2 protocols).")
-    p.add_argument("--model-uri", default=env("MODEL_URI", DEFAULT_MODEL_DIR), help="models:/NAME@ALIAS, models:/NAME/VERSION or a model directory (default: $MODEL_URI or /mnt/models)")
-    p.add_argument("--model-name", default=env("MODEL_NAME", "model"), help="name in the URL paths /v1/models/NAME and /v2/models/NAME")
-    p.add_argument("--model-version", default=env(MODEL_VERSION_ENV), help="the registered version, echoed in V2 answers' model_version (default: $MODEL_VERSION)")
+    p = argparse.ArgumentParser(
+        prog="python -m serving",
+        description="Serve a registered MLflow sklearn model with KServe (V1 and V2 protocols).",
+    )
+    p.add_argument(
+        "--model-uri",
+        default=env("MODEL_URI", DEFAULT_MODEL_DIR),
+        help="models:/NAME@ALIAS, models:/NAME/VERSION or a model directory (default: $MODEL_URI or /mnt/models)",
+    )
+    p.add_argument(
+        "--model-name",
+        default=env("MODEL_NAME", "model"),
+        help="name in the URL paths /v1/models/NAME and /v2/models/NAME",
+    )
+    p.add_argument(
+        "--model-version",
+        default=env(MODEL_VERSION_ENV),
+        help="the registered version, echoed in V2 answers' model_version (default: $MODEL_VERSION)",
+    )
     p.add_argument("--port", type=int, default=int(env("PORT", "8080")), help="HTTP port (listens on all interfaces)")
-    p.add_argument("--workers", type=int, default=int(env("WORKERS", "1")), help="server processes (each loads the model)")
+    p.add_argument(
+        "--workers", type=int, default=int(env("WORKERS", "1")), help="server processes (each loads the model)"
+    )
     p.add_argument("--max-batch-size", type=int, default=64, help="most rows scored in one model call")
-    p.add_argument("--max-batch-wait-ms", type=float, default=0.0, help="how long a batch may wait for more rows; 0 batches only what is already waiting")
+    p.add_argument(
+        "--max-batch-wait-ms",
+        type=float,
+        default=0.0,
+        help="how long a batch may wait for more rows; 0 batches only what is already waiting",
+    )
     p.add_argument("--max-request-rows", type=int, default=10_000, help="larger requests are refused with 400")
     p.add_argument("--predict-threads", type=int, default=1, help="model calls that may run at once")
-    p.add_argument("--parallel-rows", type=int, default=256, help="model calls of at least this many rows use every core; smaller ones one OpenMP thread")
+    p.add_argument(
+        "--parallel-rows",
+        type=int,
+        default=256,
+        help="model calls of at least this many rows use every core; smaller ones one OpenMP thread",
+    )
     p.add_argument("--access-log", action="store_true", help="log every request (costs throughput)")
     p.add_argument(
-        "--model-sha256", default=env("MODEL_SHA256") or None,
+        "--model-sha256",
+        default=env("MODEL_SHA256") or None,
         help="sha256 of the serialized model file, checked before it loads (default: $MODEL_SHA256; "
         "a models:/ URI reads it from the registered version's tag)",
     )
     p.add_argument(
-        "--max-body-bytes", type=int, default=20 * MB,
+        "--max-body-bytes",
+        type=int,
+        default=20 * MB,
         help="larger request bodies are refused with 413 before they are decoded, on every route (default: 20 MB)",
     )
     p.add_argument(
-        "--max-queued-rows", type=int, default=None,
+        "--max-queued-rows",
+        type=int,
+        default=None,
         help="rows that may wait for a model call; past it requests are refused with 503 and Retry-After "
         "(default: 4x --max-request-rows)",
     )
     p.add_argument(
-        "--body-timeout-seconds", type=float, default=30.0,
+        "--body-timeout-seconds",
+        type=float,
+        default=30.0,
         help="a request not fully arrived (headers and body) this long after its first byte is answered 408 "
         "and its connection closed (default: 30)",
     )
     p.add_argument(
-        "--max-connections", type=int, default=128,
+        "--max-connections",
+        type=int,
+        default=128,
         help="open connections per server process; past it new requests are answered 503 (default: 128)",
     )
     a = p.parse_args(argv)
-    for name in ("workers", "max_batch_size", "max_request_rows", "predict_threads", "parallel_rows", "max_body_bytes", "max_connections"):
+    for name in (
+        "workers",
+        "max_batch_size",
+        "max_request_rows",
+        "predict_threads",
+        "parallel_rows",
+        "max_body_bytes",
+        "max_connections",
+    ):
         if getattr(a, name) < 1:
             p.error(f"--{name.replace('_', '-')} must be at least 1")
     if a.max_batch_wait_ms < 0:
@@ -87,8 +131,10 @@ def parse_args(argv: list[str] | None = None) -> ServerOptions:
     if not a.body_timeout_seconds > 0 or a.body_timeout_seconds == float("inf"):
         p.error(f"--body-timeout-seconds must be a positive number of seconds, got {a.body_timeout_seconds}")
     if a.max_queued_rows is not None and a.max_queued_rows < a.max_request_rows:
-        p.error(f"--max-queued-rows ({a.max_queued_rows}) must be at least --max-request-rows ({a.max_request_rows}): "
-                "a request of the most rows could never be queued")
+        p.error(
+            f"--max-queued-rows ({a.max_queued_rows}) must be at least --max-request-rows ({a.max_request_rows}): "
+            "a request of the most rows could never be queued"
+        )
     if a.model_sha256 is not None and not SHA256_HEX.fullmatch(a.model_sha256):
         p.error(f"--model-sha256 must be 64 hexadecimal digits, got {a.model_sha256!r}")
     return ServerOptions(**vars(a))
@@ -129,12 +175,21 @@ def serve(options: ServerOptions) -> None:
         atexit.register(os.unlink, f.name)
 
     settings = BatchSettings(
-        options.max_batch_size, options.max_batch_wait_ms, options.max_request_rows, options.predict_threads,
-        options.parallel_rows, options.max_queued_rows,
+        options.max_batch_size,
+        options.max_batch_wait_ms,
+        options.max_request_rows,
+        options.predict_threads,
+        options.parallel_rows,
+        options.max_queued_rows,
     )
     limits = RequestLimits(options.max_body_bytes, options.body_timeout_seconds, options.max_connections)
     model = TabularModel(
-        options.model_name, options.model_uri, settings, options.model_version, model_sha256=options.model_sha256, limits=limits
+        options.model_name,
+        options.model_uri,
+        settings,
+        options.model_version,
+        model_sha256=options.model_sha256,
+        limits=limits,
     )
     model.load()
     install_routes(model_server.app, model)

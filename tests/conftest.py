@@ -7,8 +7,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from lifecycle.config import config_as_json, load_config, parse_config
-from pipelines.run_local import ensure_experiment, run_training
+from lifecycle.dataset.config import config_as_json, load_config, parse_config
+from tools.run_local import ensure_experiment, run_training
 
 ROOT = Path(__file__).resolve().parents[1]
 AMES_CONFIG = ROOT / "configs" / "ames.yaml"

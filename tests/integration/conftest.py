@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.stack import LoopbackStack
 from tests.conftest import AMES_CONFIG, AMES_DATA, quick
+from tools.stack import LoopbackStack
 
 MODEL = "ames-stack"
 DATA_KEY = "ames/ames.csv.gz"
@@ -52,7 +52,7 @@ def tracking_uri_from_environment():
 @pytest.fixture(scope="package")
 def ames_s3_uri(stack) -> str:
     """The bundled Ames CSV uploaded to the stack's data bucket with the minio client."""
-    from lifecycle.storage import s3_client
+    from lifecycle.dataset.storage import s3_client
 
     s3_client().fput_object(stack.data_bucket, DATA_KEY, str(AMES_DATA))
     return f"s3://{stack.data_bucket}/{DATA_KEY}"
@@ -61,7 +61,7 @@ def ames_s3_uri(stack) -> str:
 @pytest.fixture(scope="package")
 def quick_ames():
     """Ames with one cheap candidate: the network paths are under test, not the search."""
-    from lifecycle.config import load_config
+    from lifecycle.dataset.config import load_config
 
     return quick(load_config(AMES_CONFIG))
 
@@ -99,7 +99,7 @@ class TrainedFlow:
 @pytest.fixture(scope="package")
 def trained(stack, ames_s3_uri, quick_ames) -> TrainedFlow:
     """`training` through kfp.local reading s3:// data, registering on the stack's MLflow server."""
-    from pipelines.run_local import run_training
+    from tools.run_local import run_training
 
     log = stack.workdir / "logs" / "training.log"
     with step_log(log):
@@ -121,7 +121,9 @@ def model_sha256(stack, trained) -> str:
     from mlflow import MlflowClient
 
     tags = MlflowClient().get_model_version(MODEL, trained.registration["version"]).tags
-    assert tags.get("model_sha256"), f"{MODEL} v{trained.registration['version']} has no model_sha256 tag: {sorted(tags)}"
+    assert tags.get("model_sha256"), (
+        f"{MODEL} v{trained.registration['version']} has no model_sha256 tag: {sorted(tags)}"
+    )
     return tags["model_sha256"]
 
 
@@ -140,8 +142,8 @@ def batch_scored(stack, trained, tmp_path_factory) -> dict:
     """`batch-scoring` with the champion on the S3 data, its predictions copied to S3 and read back."""
     import pandas as pd
 
-    from lifecycle.storage import parse_s3_uri, s3_client
-    from pipelines.run_local import run_scoring
+    from lifecycle.dataset.storage import parse_s3_uri, s3_client
+    from tools.run_local import run_scoring
 
     output_uri = f"s3://{stack.data_bucket}/predictions/{MODEL}-champion.parquet"
     log = stack.workdir / "logs" / "batch-scoring.log"

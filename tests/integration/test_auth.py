@@ -20,9 +20,9 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
-from pipelines.run_local import run_training
 from tests.integration.conftest import assert_aliases_resolve, registry_state
 from tests.integration.registering import train_and_register
+from tools.run_local import run_training
 
 # Also `pipeline`: one test runs a whole pipeline, which `make test-fast` leaves out.
 pytestmark = [pytest.mark.integration, pytest.mark.pipeline]
@@ -62,7 +62,8 @@ def register_with(monkeypatch, model_name: str, credentials: tuple[str, str] | N
 
 
 def registry_as_admin(stack, model_name: str) -> dict:
-    """Every registered model named like `model_name` (the lock too), with versions and aliases, as the admin sees it."""
+    """Every registered model named like `model_name` (the lock too), with versions and aliases, as the admin
+    sees it."""
     with pytest.MonkeyPatch.context() as patch:
         for name, value in stack.admin_environment().items():
             patch.setenv(name, value)
@@ -124,9 +125,15 @@ def test_steps_user_is_not_an_admin(stack):
     # A model the steps' user did not create: it may read it, not move its aliases.
     name = "auth-admins-model"
     create = {"name": name}
-    assert http_status(f"{stack.tracking_uri}/api/2.0/mlflow/registered-models/create", stack.admin_credentials, create) == 200
+    assert (
+        http_status(f"{stack.tracking_uri}/api/2.0/mlflow/registered-models/create", stack.admin_credentials, create)
+        == 200
+    )
     alias = {"name": name, "alias": "champion", "version": "1"}
-    assert http_status(f"{stack.tracking_uri}/api/2.0/mlflow/registered-models/get?name={name}", stack.mlflow_credentials) == 200
+    assert (
+        http_status(f"{stack.tracking_uri}/api/2.0/mlflow/registered-models/get?name={name}", stack.mlflow_credentials)
+        == 200
+    )
     set_alias = f"{stack.tracking_uri}/api/2.0/mlflow/registered-models/alias"
     assert http_status(set_alias, stack.mlflow_credentials, alias) == 403
 
@@ -176,9 +183,20 @@ def run_registry_check(stack, credentials: tuple[str, str] | None) -> subprocess
     if credentials:
         env.update(MLFLOW_TRACKING_USERNAME=credentials[0], MLFLOW_TRACKING_PASSWORD=credentials[1])
     return subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "e2e-registry.py"), "--tracking-uri", stack.tracking_uri,
-         "--model", MODEL],
-        env=env, cwd=ROOT, capture_output=True, text=True, timeout=300, check=False,
+        [
+            sys.executable,
+            str(ROOT / "scripts" / "e2e-registry.py"),
+            "--tracking-uri",
+            stack.tracking_uri,
+            "--model",
+            MODEL,
+        ],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
 
 

@@ -12,10 +12,10 @@ import time
 import pytest
 from mlflow import MlflowClient
 
-from pipelines.run_local import run_training
 from tests.integration.conftest import MODEL, assert_aliases_resolve, registry_state
 from tests.integration.registering import train_and_register
 from tests.serving.conftest import refusal
+from tools.run_local import run_training
 
 # Also `pipeline`: they run whole pipelines, which `make test-fast` leaves out.
 pytestmark = [pytest.mark.integration, pytest.mark.pipeline]
@@ -30,9 +30,8 @@ def test_tracking_server_unreachable_at_register(stack, trained, quick_ames, cap
     before = registry_state(MODEL)
     champion = assert_aliases_resolve(MODEL)["champion"]
     monkeypatch.setenv("TRACKING_SERVER_WAIT_SECONDS", "6")
-    with stack.tracking_down() as uri:
-        with pytest.raises(RuntimeError, match="register-model"):
-            run_training(quick_ames, stack.workdir, data_uri=trained.data_uri, model_name=MODEL)
+    with stack.tracking_down() as uri, pytest.raises(RuntimeError, match="register-model"):
+        run_training(quick_ames, stack.workdir, data_uri=trained.data_uri, model_name=MODEL)
     text = output(capfd)
     assert f"MLflow tracking server {uri} unreachable (" in text  # the retries, with their delays
     assert f"MLflow tracking server {uri} unreachable after " in text and "nothing was registered" in text
@@ -42,9 +41,8 @@ def test_tracking_server_unreachable_at_register(stack, trained, quick_ames, cap
 
 def test_s3_unreachable_at_ingest(stack, trained, quick_ames, capfd):
     before = registry_state(MODEL)
-    with stack.s3_down() as endpoint:
-        with pytest.raises(RuntimeError, match="ingest-dataset"):
-            run_training(quick_ames, stack.workdir, data_uri=trained.data_uri, model_name=MODEL)
+    with stack.s3_down() as endpoint, pytest.raises(RuntimeError, match="ingest-dataset"):
+        run_training(quick_ames, stack.workdir, data_uri=trained.data_uri, model_name=MODEL)
     assert f"cannot read {trained.data_uri}: S3 endpoint {endpoint} unreachable" in output(capfd)
     assert registry_state(MODEL) == before
 
@@ -73,7 +71,9 @@ def test_wrong_credentials_are_denied_without_showing_them(stack, trained, quick
     with pytest.raises(RuntimeError, match="ingest-dataset"):
         run_training(quick_ames, stack.workdir, data_uri=trained.data_uri, model_name=MODEL)
     text = output(capfd)
-    assert f"cannot read {trained.data_uri}: access denied by {stack.s3_endpoint} for bucket '{stack.data_bucket}'" in text
+    assert (
+        f"cannot read {trained.data_uri}: access denied by {stack.s3_endpoint} for bucket '{stack.data_bucket}'" in text
+    )
     for value in (wrong, *stack.credentials):
         assert value not in text
     assert registry_state(MODEL) == before
@@ -169,7 +169,10 @@ def test_tracking_server_restarted_mid_run(stack, ames_s3_uri, quick_ames):
         assert run.info.status == "FINISHED"
         assert [str(v.version) for v in versions] == [registration["version"]]
         assert versions[0].status == "READY"
-        assert assert_aliases_resolve(name) == {"challenger": registration["version"], "champion": registration["version"]}
+        assert assert_aliases_resolve(name) == {
+            "challenger": registration["version"],
+            "champion": registration["version"],
+        }
     else:
         assert run.info.status == "FAILED"
         assert versions == []
@@ -205,7 +208,7 @@ def test_predictor_names_the_truncated_file(model_folder, tmp_path):
 
 
 def test_promotion_lock_held_by_another_registration_times_out_by_name(stack):
-    from lifecycle.promotion_lock import PromotionLockError, promotion_lock
+    from lifecycle.registry.lock import PromotionLockError, promotion_lock
 
     client = MlflowClient()
     client.create_registered_model("ames-held.promotion-lock", description="held by another registration")
@@ -218,7 +221,7 @@ def test_promotion_lock_held_by_another_registration_times_out_by_name(stack):
 
 
 def test_promotion_lock_left_by_a_dead_registration_is_broken(stack, monkeypatch):
-    from lifecycle import promotion_lock
+    from lifecycle.registry import lock as promotion_lock
 
     client = MlflowClient()
     client.create_registered_model("ames-stale.promotion-lock", description="held by a registration that died")

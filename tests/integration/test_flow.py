@@ -3,19 +3,18 @@ KServe's storage download -> the project's predictor, and batch scoring writing 
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
-from lifecycle.storage import parse_s3_uri, s3_client
-from pipelines.stack import PredictorProcess
+from lifecycle.dataset.storage import parse_s3_uri, s3_client
 from tests.conftest import AMES_DATA
 from tests.integration.conftest import MODEL
+from tools.stack import PredictorProcess
 
 # Also `pipeline`: they run whole pipelines, which `make test-fast` leaves out.
 pytestmark = [pytest.mark.integration, pytest.mark.pipeline]
@@ -40,7 +39,10 @@ def test_training_registers_from_s3_data(trained):
 def test_registered_artifacts_are_in_the_bucket(stack, download_uri):
     location = parse_s3_uri(download_uri)
     assert location.bucket == stack.artifact_bucket
-    names = {Path(o.object_name).name for o in s3_client().list_objects(location.bucket, prefix=location.key + "/", recursive=True)}
+    names = {
+        Path(o.object_name).name
+        for o in s3_client().list_objects(location.bucket, prefix=location.key + "/", recursive=True)
+    }
     assert {"MLmodel", "model.skops", "requirements.txt"} <= names
 
 

@@ -14,8 +14,15 @@ import multiprocessing
 import pytest
 from mlflow import MlflowClient
 
-from lifecycle.registry import RegistrationError, alias_version
-from tests.faulty_registry import Fault, FaultyRegistry, register, register_in_process, trained_models
+from lifecycle.registry.errors import RegistrationError
+from lifecycle.registry.policy import alias_version
+from tests.faulty_registry import (
+    Fault,
+    FaultyRegistry,
+    register,
+    register_in_process,
+    trained_models,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -94,7 +101,9 @@ def test_every_call_of_a_registration_failing_leaves_champion_as_it_was(faulty, 
     faulty.proxy.reset()
     register(good, config, train, test, NAME)  # the calls of a registration that promotes
     calls = faulty.proxy.calls
-    assert {"POST registered-models/alias champion", "DELETE registered-models/delete (lock)"} <= {c.kind for c in calls}
+    assert {"POST registered-models/alias champion", "DELETE registered-models/delete (lock)"} <= {
+        c.kind for c in calls
+    }
     # Back to v1 as champion: each faulty registration below would promote if it went through.
     direct.delete_model_version(NAME, "2")
     for alias in ("champion", "challenger"):
@@ -148,12 +157,29 @@ def test_concurrent_registrations_hold_the_lock_one_at_a_time_and_the_best_wins(
     stale, heartbeat, slow = 2.0, 0.3, 5.0
     context = multiprocessing.get_context("spawn")
     alphas = [1000.0, 1e5, 100.0, 10.0]  # the first works 2.5 stale limits under the lock
-    start, inside, arrived, results = context.Barrier(len(alphas)), context.Event(), context.Semaphore(0), context.Queue()
+    start, inside, arrived, results = (
+        context.Barrier(len(alphas)),
+        context.Event(),
+        context.Semaphore(0),
+        context.Queue(),
+    )
     faulty.proxy.reset()
     workers = []
     for i, alpha in enumerate(alphas):
         slowed = slow if i == 0 else 0.0
-        arguments = (faulty.url, name, alpha, slowed, stale, heartbeat, start, inside, arrived, len(alphas) - 1, results)
+        arguments = (
+            faulty.url,
+            name,
+            alpha,
+            slowed,
+            stale,
+            heartbeat,
+            start,
+            inside,
+            arrived,
+            len(alphas) - 1,
+            results,
+        )
         workers.append(context.Process(target=register_in_process, args=arguments))
     for worker in workers:
         worker.start()
@@ -164,7 +190,7 @@ def test_concurrent_registrations_hold_the_lock_one_at_a_time_and_the_best_wins(
     assert [o[0] for o in outcomes] == ["registered"] * len(alphas), outcomes
     spans = sorted((enter, leave, alpha) for _, alpha, _, held in outcomes for enter, leave in held)
     assert all(leave is not None for _, leave, _ in spans), spans
-    for (_, left, first), (entered, _, second) in zip(spans, spans[1:]):
+    for (_, left, first), (entered, _, second) in zip(spans, spans[1:], strict=False):
         assert entered >= left, f"alpha {second} entered the lock {left - entered:.2f} s before alpha {first} left it"
     slowest = max(leave - enter for enter, leave, _ in spans)
     assert slowest > 2 * stale  # the slow holder really outlived the stale limit inside

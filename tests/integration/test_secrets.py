@@ -38,7 +38,10 @@ def test_compiled_yaml_holds_no_credentials(credentials, tmp_path):
     # Compiled with the credentials in the environment, as a CI job holding them would.
     subprocess.run(
         [sys.executable, str(ROOT / "compile.py"), "--output-dir", str(tmp_path)],
-        check=True, cwd=ROOT, env=dict(os.environ), capture_output=True,
+        check=True,
+        cwd=ROOT,
+        env=dict(os.environ),
+        capture_output=True,
     )
     files = sorted(tmp_path.glob("*.yaml")) + sorted((ROOT / "compiled").glob("*.yaml"))
     assert len(files) >= 4

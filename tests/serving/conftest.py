@@ -15,10 +15,10 @@ import httpx
 import pandas as pd
 import pytest
 
-from lifecycle.deployment import v2_request
-from pipelines.stack import PredictorProcess, StackError
+from lifecycle.deploy.smoke import v2_request
 from serving.schema import records_from_frame
 from tests.conftest import ROOT
+from tools.stack import PredictorProcess, StackError
 
 
 @dataclass(frozen=True)
@@ -41,17 +41,32 @@ def v2_tensors(frame: pd.DataFrame) -> list[dict]:
 
 
 def records_by_column(frame: pd.DataFrame) -> dict[str, list]:
-    return {k: [None if isinstance(v, float) and math.isnan(v) else v for v in values] for k, values in frame.to_dict("list").items()}
+    return {
+        k: [None if isinstance(v, float) and math.isnan(v) else v for v in values]
+        for k, values in frame.to_dict("list").items()
+    }
 
 
 @pytest.fixture(scope="session")
 def ames_model(ames_run) -> ServedModel:
-    return ServedModel(ames_run["model_name"], f"models:/{ames_run['model_name']}@champion", ames_run["version"], "regression", "Sale_Price")
+    return ServedModel(
+        ames_run["model_name"],
+        f"models:/{ames_run['model_name']}@champion",
+        ames_run["version"],
+        "regression",
+        "Sale_Price",
+    )
 
 
 @pytest.fixture(scope="session")
 def telco_model(telco_run) -> ServedModel:
-    return ServedModel(telco_run["model_name"], f"models:/{telco_run['model_name']}@champion", telco_run["version"], "classification", "churn")
+    return ServedModel(
+        telco_run["model_name"],
+        f"models:/{telco_run['model_name']}@champion",
+        telco_run["version"],
+        "classification",
+        "churn",
+    )
 
 
 @pytest.fixture(scope="session")
@@ -73,14 +88,19 @@ def fit_ames(rows: int = 1200):
     from sklearn.ensemble import HistGradientBoostingRegressor
     from sklearn.pipeline import Pipeline
 
-    from lifecycle.config import load_config
-    from lifecycle.features import build_featurizer, features_and_target
-    from lifecycle.process import process_frame
+    from lifecycle.dataset.config import load_config
+    from lifecycle.dataset.process import process_frame
+    from lifecycle.modelling.features import build_featurizer, features_and_target
 
     config = load_config(ROOT / "configs" / "ames.yaml")
     X, y = features_and_target(process_frame(pd.read_csv(ROOT / config.data_uri), config), config)
     regressor = HistGradientBoostingRegressor(max_iter=60, max_leaf_nodes=15, early_stopping=False, random_state=0)
-    model = Pipeline([("features", build_featurizer(config)), ("model", TransformedTargetRegressor(regressor=regressor, func=np.log, inverse_func=np.exp))])
+    model = Pipeline(
+        [
+            ("features", build_featurizer(config)),
+            ("model", TransformedTargetRegressor(regressor=regressor, func=np.log, inverse_func=np.exp)),
+        ]
+    )
     model.fit(X.iloc[:rows], y.iloc[:rows])
     return model, X.iloc[:rows], X.iloc[rows:].reset_index(drop=True)
 
@@ -93,14 +113,18 @@ def register(model, train: pd.DataFrame, name: str) -> str:
     from mlflow import MlflowClient
     from mlflow.models import infer_signature
 
-    from lifecycle.registered_model import MODEL_SHA256_TAG, stored_digest
+    from lifecycle.registry.registered_model import MODEL_SHA256_TAG, stored_digest
 
     trusted = sorted(skops.io.get_untrusted_types(data=skops.io.dumps(model)))
     mlflow.set_experiment(name)
     with mlflow.start_run():
         info = mlflow.sklearn.log_model(
-            sk_model=model, name="model", signature=infer_signature(train, model.predict(train.head(50))),
-            input_example=train.head(5), serialization_format="skops", skops_trusted_types=trusted,
+            sk_model=model,
+            name="model",
+            signature=infer_signature(train, model.predict(train.head(50))),
+            input_example=train.head(5),
+            serialization_format="skops",
+            skops_trusted_types=trusted,
         )
     digest = stored_digest(info.model_uri, model, train.head(5))
     version = mlflow.register_model(info.model_uri, name, tags={MODEL_SHA256_TAG: digest}).version
@@ -177,7 +201,9 @@ def refusal(model_uri: str, log: Path) -> str:
 
 @pytest.fixture(scope="session")
 def ames_server(ames_model, tmp_path_factory):
-    server = start_server(ames_model.uri, "ames", tmp_path_factory.mktemp("logs") / "ames.log", "--max-request-rows", "500")
+    server = start_server(
+        ames_model.uri, "ames", tmp_path_factory.mktemp("logs") / "ames.log", "--max-request-rows", "500"
+    )
     yield server
     stop_server(server)
 

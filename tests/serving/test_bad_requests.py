@@ -87,7 +87,9 @@ def test_values_the_model_cannot_score_are_422_and_spare_the_rest_of_the_batch(a
 
 @pytest.mark.parametrize("path", ["/v1/models/ames:predict", "/v2/models/ames/infer"])
 def test_body_that_is_not_json(ames_server, path):
-    response = httpx.post(f"{ames_server.url}{path}", content=b'{"instances": [', headers={"Content-Type": "application/json"}, timeout=10)
+    response = httpx.post(
+        f"{ames_server.url}{path}", content=b'{"instances": [', headers={"Content-Type": "application/json"}, timeout=10
+    )
     rejected(response, "body", "is not valid JSON: Input data was truncated")
 
 
@@ -127,13 +129,17 @@ def test_v2_missing_column(ames_server, ames_rows):
 
 
 def test_explain_is_not_offered_and_says_so(ames_server, ames_rows):
-    response = httpx.post(f"{ames_server.url}/v1/models/ames:explain", json={"instances": [one_row(ames_rows)]}, timeout=10)
+    response = httpx.post(
+        f"{ames_server.url}/v1/models/ames:explain", json={"instances": [one_row(ames_rows)]}, timeout=10
+    )
     assert response.status_code == 501, response.text
     assert "answers /v1/models/ames:predict and /v2/models/ames/infer only" in response.json()["error"]
 
 
 def test_unknown_model_is_404_not_500(ames_server, ames_rows):
-    response = httpx.post(f"{ames_server.url}/v1/models/nope:predict", json={"instances": [one_row(ames_rows)]}, timeout=10)
+    response = httpx.post(
+        f"{ames_server.url}/v1/models/nope:predict", json={"instances": [one_row(ames_rows)]}, timeout=10
+    )
     assert response.status_code == 404
 
 
@@ -141,7 +147,7 @@ def test_server_is_still_ready_and_answers(ames_server, ames_rows):
     assert ames_server.ready()
     assert ames_server.predict_v1({"instances": [one_row(ames_rows)]}).status_code == 200
     log = ames_server.output()
-    assert "Traceback" not in log, log[max(0, log.find("Traceback") - 1500):][:4000]
+    assert "Traceback" not in log, log[max(0, log.find("Traceback") - 1500) :][:4000]
 
 
 @pytest.mark.parametrize(
@@ -155,7 +161,15 @@ def test_server_is_still_ready_and_answers(ames_server, ames_rows):
         (lambda body: body.update(id=7), "id", "expected a string, got integer 7"),
         (lambda body: body.update(parameters={"content_type": "np"}), "parameters.content_type", "expected 'pd'"),
     ],
-    ids=["no-inputs", "inputs-not-array", "name-not-string", "no-data", "shape-not-array", "id-not-string", "content-type"],
+    ids=[
+        "no-inputs",
+        "inputs-not-array",
+        "name-not-string",
+        "no-data",
+        "shape-not-array",
+        "id-not-string",
+        "content-type",
+    ],
 )
 def test_v2_body_that_breaks_the_protocol(ames_server, ames_rows, breakage, field, problem):
     body = {"id": "req-2", "inputs": v2_tensors(ames_rows.head(2))}

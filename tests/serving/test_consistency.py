@@ -4,8 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipelines.run_local import run_scoring
 from tests.serving.conftest import records, v2_tensors
+from tools.run_local import run_scoring
 
 pytestmark = pytest.mark.pipeline
 
@@ -35,7 +35,9 @@ def test_telco_online_equals_batch_scoring(telco_server, telco_model, telco_rows
         np.testing.assert_array_equal(online, batch[f"probability_{label}"].to_numpy())
 
 
-def test_text_that_pandas_would_read_as_missing_scores_as_the_client_sends_it(ames_server, ames_model, ames_rows, workdir, tmp_path):
+def test_text_that_pandas_would_read_as_missing_scores_as_the_client_sends_it(
+    ames_server, ames_model, ames_rows, workdir, tmp_path
+):
     """A JSON client sends "NA" or "None" as text and null for missing; a CSV's text columns must
     read the same way (pandas alone reads "NA", "None", "null" as missing)."""
     rows = ames_rows.head(60).copy()

@@ -10,9 +10,21 @@ from tests.serving.conftest import records, v2_tensors
 
 pytestmark = pytest.mark.pipeline
 
-json_scalars = st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=8)
-json_values = st.recursive(json_scalars, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4), max_leaves=12)
-FUZZ = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+json_scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**70), 2**70)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=8)
+)
+json_values = st.recursive(
+    json_scalars,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=12,
+)
+FUZZ = settings(
+    max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
 
 
 @pytest.fixture(scope="module")
@@ -59,12 +71,17 @@ def test_valid_v2_tensors_with_fields_broken(ames_server, valid, data):
         tensors[i][field] = data.draw(json_values | st.sampled_from(["FP64", "INT64", "BYTES", "BOOL", "FP16"]))
     body = {"inputs": tensors}
     if data.draw(st.booleans()):
-        body["parameters"] = {"content_type": data.draw(st.sampled_from(["pd", "np", "str", None]) | st.text(max_size=4))}
+        body["parameters"] = {
+            "content_type": data.draw(st.sampled_from(["pd", "np", "str", None]) | st.text(max_size=4))
+        }
     assert_not_a_server_error(ames_server.infer_v2(body))
 
 
 @FUZZ
-@given(body=st.binary(max_size=64), content_type=st.sampled_from(["application/json", "text/plain", "application/octet-stream", ""]))
+@given(
+    body=st.binary(max_size=64),
+    content_type=st.sampled_from(["application/json", "text/plain", "application/octet-stream", ""]),
+)
 def test_any_bytes_with_any_content_type(ames_server, body, content_type):
     headers = {"Content-Type": content_type} if content_type else {}
     for path in ("/v1/models/ames:predict", "/v2/models/ames/infer"):

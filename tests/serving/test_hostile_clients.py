@@ -35,8 +35,15 @@ def ames_folder(ames_model, tmp_path_factory) -> str:
 @pytest.fixture(scope="module")
 def guarded(ames_folder, tmp_path_factory):
     server = start_server(
-        ames_folder, "ames", tmp_path_factory.mktemp("logs") / "guarded.log",
-        "--max-body-bytes", str(LIMIT), "--body-timeout-seconds", "3", "--max-request-rows", str(MAX_ROWS),
+        ames_folder,
+        "ames",
+        tmp_path_factory.mktemp("logs") / "guarded.log",
+        "--max-body-bytes",
+        str(LIMIT),
+        "--body-timeout-seconds",
+        "3",
+        "--max-request-rows",
+        str(MAX_ROWS),
     )
     yield server
     stop_server(server)
@@ -55,19 +62,29 @@ def padded(body: dict, size: int) -> bytes:
     return data[:-1] + b" " * (size - len(data)) + data[-1:]
 
 
-PATHS = ["/v1/models/ames:predict", "/v2/models/ames/infer", "/v1/models/ames:explain", "/v2/models/other/infer"]  # each reads its body
+PATHS = [
+    "/v1/models/ames:predict",
+    "/v2/models/ames/infer",
+    "/v1/models/ames:explain",
+    "/v2/models/other/infer",
+]  # each reads its body
 
 
 @pytest.mark.parametrize("path", PATHS)
 def test_a_body_over_the_limit_is_413_on_every_route(guarded, path):
     body = padded({"instances": []}, LIMIT + 1)
     declared = httpx.post(guarded.url + path, content=body, headers=JSON, timeout=30)
-    chunked = httpx.post(guarded.url + path, content=iter([body[:LIMIT // 2], body[LIMIT // 2:]]), headers=JSON, timeout=30)
+    chunked = httpx.post(
+        guarded.url + path, content=iter([body[: LIMIT // 2], body[LIMIT // 2 :]]), headers=JSON, timeout=30
+    )
     for response in (declared, chunked):
         assert response.status_code == 413, (path, response.status_code, response.text[:300])
         error = response.json()
         assert error["field"] == "body" and error["problem"] == f"is larger than the limit of {LIMIT} bytes (4 MB)"
-    assert "transfer-encoding" not in declared.request.headers and chunked.request.headers["transfer-encoding"] == "chunked"
+    assert (
+        "transfer-encoding" not in declared.request.headers
+        and chunked.request.headers["transfer-encoding"] == "chunked"
+    )
 
 
 def test_a_body_at_the_limit_is_still_served(guarded, ames_rows):
@@ -106,7 +123,13 @@ def test_a_body_at_the_limit_raises_peak_memory_by_at_most_8x_its_size(ames_fold
     """A fresh server; its peak RSS (VmHWM) over its RSS once warm, after each body in turn: the
     peak any one of them (or all of them together) reached."""
     server = start_server(
-        ames_folder, "ames", tmp_path / "memory.log", "--max-body-bytes", str(LIMIT), "--max-request-rows", str(MAX_ROWS)
+        ames_folder,
+        "ames",
+        tmp_path / "memory.log",
+        "--max-body-bytes",
+        str(LIMIT),
+        "--max-request-rows",
+        str(MAX_ROWS),
     )
     try:
         pid = server.predictor.process.pid
@@ -119,7 +142,9 @@ def test_a_body_at_the_limit_raises_peak_memory_by_at_most_8x_its_size(ames_fold
             response = httpx.post(server.url + "/v1/models/ames:predict", content=body, headers=JSON, timeout=60)
             assert response.status_code < 500, (name, response.text[:300])
             figures[name] = ((status_kb(pid, "VmHWM") * 1024 - baseline) / LIMIT, response.status_code)
-        print(f"\nbaseline RSS {baseline / 2**20:.0f} MB; peak RSS growth over it in units of {LIMIT} bytes, after each body:")
+        print(
+            f"\nbaseline RSS {baseline / 2**20:.0f} MB; peak RSS growth over it in units of {LIMIT} bytes, after each body:"
+        )
         for name, (growth, status) in figures.items():
             print(f"  {name:45s} {growth:5.2f}x  ({status})")
         assert all(growth <= 8 for growth, _ in figures.values()), figures
@@ -137,10 +162,14 @@ def test_nesting_too_deep_anywhere_is_a_400(guarded, ames_rows, where, depth):
         v2 = json.dumps({"inputs": v2_tensors(ames_rows.head(1))})[:-1] + f', "note": {nested}}}'
     elif where == "value":
         v1 = json.dumps({"instances": [dict(row, Lot_Area="X")]}).replace('"X"', nested)
-        v2 = json.dumps({"inputs": [dict(t, data=["X"]) for t in v2_tensors(ames_rows.head(1))]}).replace('"X"', nested, 1)
+        v2 = json.dumps({"inputs": [dict(t, data=["X"]) for t in v2_tensors(ames_rows.head(1))]}).replace(
+            '"X"', nested, 1
+        )
     else:
         v1 = json.dumps({"inputs": {"Lot_Area": "X"}}).replace('"X"', nested)
-        v2 = json.dumps({"inputs": [{"name": "Lot_Area", "shape": [1], "datatype": "FP64", "data": "X"}]}).replace('"X"', nested)
+        v2 = json.dumps({"inputs": [{"name": "Lot_Area", "shape": [1], "datatype": "FP64", "data": "X"}]}).replace(
+            '"X"', nested
+        )
     for path, body in (("/v1/models/ames:predict", v1), ("/v2/models/ames/infer", v2)):
         response = httpx.post(guarded.url + path, content=body.encode(), headers=JSON, timeout=30)
         assert response.status_code == 400, (path, response.text[:300])
@@ -157,15 +186,22 @@ def test_a_full_queue_answers_503_with_retry_after(ames_folder, ames_rows, tmp_p
         body = json.dumps({"instances": (records(ames_rows) * 5)[:1000]}).encode()
 
         async def flood():
-            async with httpx.AsyncClient(base_url=server.url, timeout=60, limits=httpx.Limits(max_connections=16)) as client:
-                return await asyncio.gather(*(client.post("/v1/models/ames:predict", content=body, headers=JSON) for _ in range(16)))
+            async with httpx.AsyncClient(
+                base_url=server.url, timeout=60, limits=httpx.Limits(max_connections=16)
+            ) as client:
+                return await asyncio.gather(
+                    *(client.post("/v1/models/ames:predict", content=body, headers=JSON) for _ in range(16))
+                )
 
         responses = asyncio.run(flood())
         codes = sorted(r.status_code for r in responses)
         assert set(codes) == {200, 503}, codes
         busy = next(r for r in responses if r.status_code == 503)
         assert busy.headers["retry-after"] == "1"
-        assert busy.json()["field"] == "queue" and "rows are waiting to be scored, and the limit is 1000" in busy.json()["problem"]
+        assert (
+            busy.json()["field"] == "queue"
+            and "rows are waiting to be scored, and the limit is 1000" in busy.json()["problem"]
+        )
         assert server.predict_v1({"instances": records(ames_rows.head(2))}).status_code == 200  # drained
     finally:
         stop_server(server)
@@ -228,5 +264,7 @@ def test_slow_drip_connections_are_cut_off_with_408_while_a_normal_client_is_ser
     for received, closed in results:
         assert received.startswith(b"HTTP/1.1 408 "), received[:200]
         assert b'"field":"body","problem":"did not arrive within 3 s"' in received
-        assert closed - start < 3 + 1 + 4, closed - start  # cut at the deadline (after one 2 s wait at most), not at 20 s
+        assert closed - start < 3 + 1 + 4, (
+            closed - start
+        )  # cut at the deadline (after one 2 s wait at most), not at 20 s
     assert "Traceback" not in guarded.output()

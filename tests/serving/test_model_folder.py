@@ -9,8 +9,8 @@ import sklearn
 import yaml
 from mlflow import MlflowClient
 
-from pipelines.stack import PredictorProcess, StackError
 from tests.serving.conftest import records, refusal, start_server, stop_server
+from tools.stack import PredictorProcess, StackError
 
 pytestmark = pytest.mark.pipeline
 
@@ -78,7 +78,9 @@ def test_refuses_an_unknown_registered_model(ames_model, tmp_path):
 
 
 def test_two_workers_serve_the_same_answers(ames_model, ames_server, ames_rows, tmp_path):
-    server = start_server(ames_model.uri, "ames", tmp_path / "workers.log", "--workers", "2", "--max-request-rows", "500")
+    server = start_server(
+        ames_model.uri, "ames", tmp_path / "workers.log", "--workers", "2", "--max-request-rows", "500"
+    )
     try:
         body = {"instances": records(ames_rows.head(5))}
         answers = [server.predict_v1(body) for _ in range(6)]
@@ -122,7 +124,9 @@ def test_refuses_a_folder_with_code_and_never_imports_it(ames_model, mnt_models,
         (folder / "code" / "skops" / "__init__.py").write_text(f"open({str(marker)!r}, 'w').close()\n")
         meta["flavors"]["sklearn"]["code"] = "code"
 
-    said = refused_with(edited_copy(mnt_models, tmp_path, with_code), registered_digest(ames_model), tmp_path / "refused.log")
+    said = refused_with(
+        edited_copy(mnt_models, tmp_path, with_code), registered_digest(ames_model), tmp_path / "refused.log"
+    )
     assert "flavor sklearn has a code entry ('code'); models with code are refused" in said
     assert not marker.exists()
 

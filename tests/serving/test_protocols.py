@@ -138,9 +138,15 @@ def test_integer_class_labels_in_both_protocols(integer_label_server):
     assert [list(p) for p in v1.json()["probabilities"]] == [["0", "1"]] * len(frame)  # JSON object keys are text
     v2 = server.infer_v2({"inputs": v2_tensors(frame)}).json()
     assert v2["model_version"] == "7"
-    assert [(o["name"], o["datatype"]) for o in v2["outputs"]] == [("prediction", "INT64"), ("probability_0", "FP64"), ("probability_1", "FP64")]
+    assert [(o["name"], o["datatype"]) for o in v2["outputs"]] == [
+        ("prediction", "INT64"),
+        ("probability_0", "FP64"),
+        ("probability_1", "FP64"),
+    ]
     metadata = httpx.get(f"{server.url}/v2/models/clf", timeout=10).json()
-    assert [(o["name"], o["datatype"]) for o in metadata["outputs"]] == [(o["name"], o["datatype"]) for o in v2["outputs"]]
+    assert [(o["name"], o["datatype"]) for o in metadata["outputs"]] == [
+        (o["name"], o["datatype"]) for o in v2["outputs"]
+    ]
 
 
 def test_a_refusal_names_the_version_that_refused(integer_label_server, ames_server, ames_rows):

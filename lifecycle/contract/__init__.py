@@ -1,0 +1,1 @@
+"""What a registered model accepts and answers: its signature's columns and the wire protocols."""
