@@ -95,7 +95,7 @@ stack-up: venv
 
 ## S3 data -> training -> MLflow (artifacts in S3) -> KServe download -> predictor, and batch scoring to S3.
 demo-stack: venv
-	$(BIN)/python tools/demo.py --config $(CONFIG)
+	$(BIN)/python -m tools.demo --config $(CONFIG)
 
 .PHONY: cluster-up cluster-down
 

@@ -35,10 +35,21 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-
 from benchmarks.loadgen import LevelResult, Target, fetch, measure
+from lifecycle.contract.protocol import (
+    answer_predictions,
+    parse_answer,
+    records_from_frame,
+    v1_columns_request,
+    v1_predict_path,
+    v1_request,
+    v2_infer_path,
+    v2_ready_path,
+    v2_request,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # read when mlflow is imported, later
 
 MODEL_NAME = "ames-house-prices"
 MODEL_URI = f"models:/{MODEL_NAME}@champion"
@@ -99,43 +110,33 @@ TARGETS = {
 # ---------------------------------------------------------------- requests
 
 
+def compact(body: dict) -> bytes:
+    return json.dumps(body, separators=(",", ":")).encode()
+
+
 @dataclass
 class Workload:
-    """The held-out rows, as frames (for in-process predict) and as request bodies."""
+    """The held-out rows, as frames (for in-process predict, and for the request bodies made from them)."""
 
-    columns: list  # signature columns: name, type
-    row: dict  # one held-out row, JSON-ready
-    rows: list[dict]  # BATCH_ROWS held-out rows (cycled when the holdout is smaller)
-    frame_one: object  # pandas DataFrame with the signature's dtypes
-    frame_batch: object
+    frame_one: object  # pandas DataFrame of one row, with the signature's dtypes
+    frame_batch: object  # BATCH_ROWS rows (cycled when the holdout is smaller)
     source: str  # which row of which file
 
-    def v1(self, records: list[dict]) -> bytes:
+    # Each makes a request body from a frame; Protocol.encode names one.
+    def v1(self, frame) -> bytes:
         """V1 with one object per row: every row repeats the 73 column names."""
-        return json.dumps({"instances": records}, separators=(",", ":")).encode()
+        return compact(v1_request(frame))
 
-    def v1_columns(self, records: list[dict]) -> bytes:
+    def v1_columns(self, frame) -> bytes:
         """V1 with one array per column, the layout for batches."""
-        columns = {c.name: [r[c.name] for r in records] for c in self.columns}
-        return json.dumps({"instances": columns}, separators=(",", ":")).encode()
+        return compact(v1_columns_request(frame))
 
-    def mlflow(self, records: list[dict]) -> bytes:
-        return json.dumps({"dataframe_records": records}, separators=(",", ":")).encode()
+    def mlflow(self, frame) -> bytes:
+        return compact({"dataframe_records": records_from_frame(frame)})
 
-    def v2(self, records: list[dict]) -> bytes:
+    def v2(self, frame) -> bytes:
         """Open Inference Protocol, one tensor per column, read as a pandas frame ("pd")."""
-        inputs = []
-        for column in self.columns:
-            numeric = column.type in ("double", "float", "long", "integer")
-            inputs.append(
-                {
-                    "name": column.name,
-                    "shape": [len(records)],
-                    "datatype": "FP64" if numeric else "BYTES",
-                    "data": [r[column.name] for r in records],
-                }
-            )
-        return json.dumps({"inputs": inputs, "parameters": {"content_type": "pd"}}, separators=(",", ":")).encode()
+        return compact(v2_request(frame, parameters={"content_type": "pd"}))
 
 
 def build_workload(model_uri: str) -> Workload:
@@ -143,11 +144,11 @@ def build_workload(model_uri: str) -> Workload:
     import pandas as pd
     from mlflow.models import Model
 
+    from lifecycle.contract.signature import signature_columns
     from lifecycle.dataset.config import load_config
     from lifecycle.dataset.ingest import ingest_table, text_columns_of
     from lifecycle.dataset.process import process_frame, split_frame
-    from lifecycle.scoring.batch import conform_to_signature, signature_columns
-    from serving.schema import records_from_frame
+    from lifecycle.scoring.batch import conform_to_signature
 
     config = load_config(CONFIG)
     table = ingest_table(str((ROOT / config.data_uri).resolve()), text_columns_of(config))
@@ -157,7 +158,8 @@ def build_workload(model_uri: str) -> Workload:
     missing = [n for n in names if n not in test]
     if missing:
         sys.exit(
-            f"error: {config.data_uri} lacks the model's input column(s) {', '.join(missing)}: is {model_uri} an Ames model?"
+            f"error: {config.data_uri} lacks the model's input column(s) {', '.join(missing)}: "
+            f"is {model_uri} an Ames model?"
         )
     required = [c.name for c in columns if c.required]
     usable = test.dropna(subset=required).reset_index(drop=True)  # a missing required value is refused
@@ -169,11 +171,7 @@ def build_workload(model_uri: str) -> Workload:
     first = int(complete[0])
     order = [first] + [i for i in range(len(frame)) if i != first]
     batch = frame.iloc[[order[i % len(order)] for i in range(BATCH_ROWS)]].reset_index(drop=True)
-    records = records_from_frame(frame)
     return Workload(
-        columns=columns,
-        row=records[first],
-        rows=[records[order[i % len(order)]] for i in range(BATCH_ROWS)],
         frame_one=frame.iloc[[first]].reset_index(drop=True),
         frame_batch=pd.DataFrame(batch),
         source=(
@@ -227,11 +225,11 @@ def ours(name: str, describe: str, extra: list[str], tracking_uri: str, env: dic
         family="ours",
         describe=describe,
         protocols=[
-            Protocol("V1", f"/v1/models/{MODEL_NAME}:predict", "v1"),
-            Protocol("V1 columns", f"/v1/models/{MODEL_NAME}:predict", "v1_columns", batches_only=True),
-            Protocol("V2", f"/v2/models/{MODEL_NAME}/infer", "v2"),
+            Protocol("V1", v1_predict_path(MODEL_NAME), "v1"),
+            Protocol("V1 columns", v1_predict_path(MODEL_NAME), "v1_columns", batches_only=True),
+            Protocol("V2", v2_infer_path(MODEL_NAME), "v2"),
         ],
-        ready_path=f"/v2/models/{MODEL_NAME}/ready",
+        ready_path=v2_ready_path(MODEL_NAME),
         command=[
             sys.executable,
             "-m",
@@ -318,8 +316,8 @@ def mlserver(
         name=name,
         family="mlserver",
         describe=describe,
-        protocols=[Protocol("V2", f"/v2/models/{MODEL_NAME}/infer", "v2")],
-        ready_path=f"/v2/models/{MODEL_NAME}/ready",
+        protocols=[Protocol("V2", v2_infer_path(MODEL_NAME), "v2")],
+        ready_path=v2_ready_path(MODEL_NAME),
         command=[str(venv_bin / "mlserver"), "start", str(repo)],
         env=env,
         cwd=repo,
@@ -438,11 +436,9 @@ class Row:
         }
 
 
-def predictions(protocol: str, body: bytes) -> list[float]:
-    answer = json.loads(body)
-    if protocol == "V2":
-        return [float(v) for v in answer["outputs"][0]["data"]]
-    values = answer["predictions"]
+def predictions(body: bytes) -> list[float]:
+    """The predictions of a V1, V2 or `mlflow models serve` answer, as numbers."""
+    values = answer_predictions(parse_answer(body))
     return [float(next(iter(v.values())) if isinstance(v, dict) else v) for v in values]  # mlflow may answer records
 
 
@@ -529,8 +525,8 @@ def measure_server(
         for protocol, row in zip(server.protocols, rows, strict=False):
             row.ready_s = round(ready, 1)
             encode = getattr(workload, protocol.encode)
-            one = Target(running.port, protocol.path, encode([workload.row]))
-            batch = Target(running.port, protocol.path, encode(workload.rows))
+            one = Target(running.port, protocol.path, encode(workload.frame_one))
+            batch = Target(running.port, protocol.path, encode(workload.frame_batch))
             kinds = (("batch", batch),) if protocol.batches_only else (("one", one), ("batch", batch))
             answers = {}
             for kind, target in kinds:
@@ -538,7 +534,7 @@ def measure_server(
                 if status != 200:
                     row.failure = f"HTTP {status} for the {kind} request: {body[:300].decode('utf-8', 'replace')}"
                     break
-                answers[kind] = predictions(protocol.label, body)
+                answers[kind] = predictions(body)
             if row.failure:
                 print(f"   {protocol.label}: {row.failure}", flush=True)
                 continue
@@ -555,14 +551,15 @@ def measure_server(
                 result.rows_per_s = BATCH_ROWS / (result.mean_ms / 1000)
             row.batch = result
             print(
-                f"   {protocol.label} {BATCH_ROWS}-row requests: {result.rows_per_s:9.0f} rows/s  p50 {result.p50_ms:7.1f} ms  errors {result.errors}",
+                f"   {protocol.label} {BATCH_ROWS}-row requests: {result.rows_per_s:9.0f} rows/s  "
+                f"p50 {result.p50_ms:7.1f} ms  errors {result.errors}",
                 flush=True,
             )
             served, local = paired_batch_ratio(batch, model, workload.frame_batch, budget.paired_batches, None)
             row.paired_batch_ratio = served / local
             print(
-                f"   {protocol.label} {BATCH_ROWS}-row requests next to in-process predict: {served:,.0f} rows/s vs {local:,.0f} rows/s "
-                f"in-process ({row.paired_batch_ratio:.2f}x)",
+                f"   {protocol.label} {BATCH_ROWS}-row requests next to in-process predict: {served:,.0f} rows/s "
+                f"vs {local:,.0f} rows/s in-process ({row.paired_batch_ratio:.2f}x)",
                 flush=True,
             )
     finally:
@@ -586,7 +583,8 @@ def measure_rows(
         result = measure(one, concurrency, budget.warmup, budget.duration, budget.max_requests)
         row.levels[concurrency] = result
         print(
-            f"   {protocol.label} c={concurrency:<3} {result.rps:8.1f} req/s  p50 {result.p50_ms:7.2f} ms  p99 {result.p99_ms:8.2f} ms  errors {result.errors}"
+            f"   {protocol.label} c={concurrency:<3} {result.rps:8.1f} req/s  p50 {result.p50_ms:7.2f} ms  "
+            f"p99 {result.p99_ms:8.2f} ms  errors {result.errors}"
             + (f"  e.g. {result.error_samples[0][:160]}" if result.error_samples else ""),
             flush=True,
         )
@@ -791,7 +789,8 @@ def resolve_model(tracking_uri: str, scratch: Path):
 
     if tracking_uri.startswith("sqlite:///") and not Path(tracking_uri.removeprefix("sqlite:///")).is_file():
         sys.exit(
-            f"error: no MLflow registry at {tracking_uri}: run `make run` first (it trains and registers {MODEL_NAME} with alias champion), "
+            f"error: no MLflow registry at {tracking_uri}: run `make run` first "
+            f"(it trains and registers {MODEL_NAME} with alias champion), "
             "or set MLFLOW_TRACKING_URI to a registry that has it"
         )
     mlflow.set_tracking_uri(tracking_uri)
@@ -839,7 +838,8 @@ def main(argv: list[str] | None = None) -> int:
     }
     print(
         f"model    {MODEL_URI} ({tracking_uri})\nrequests one row of {workload.source}; batches of {BATCH_ROWS} rows\n"
-        f"budget   per level: {budget.warmup:g} s warm-up, then {budget.duration:g} s or {budget.max_requests} requests; "
+        f"budget   per level: {budget.warmup:g} s warm-up, "
+        f"then {budget.duration:g} s or {budget.max_requests} requests; "
         f"batches: {budget.batch_duration:g} s or {budget.batch_requests} requests, one after another\n"
         f"machine  {os.cpu_count()} cores, load generator on the same machine\nlogs     {logs}",
         flush=True,
@@ -890,7 +890,8 @@ def main(argv: list[str] | None = None) -> int:
             servers.append(
                 mlserver(
                     "mlserver-best",
-                    "adaptive batching (max_batch_size 64, max_batch_time 0.005), parallel_workers 0, debug off, OMP_NUM_THREADS=1",
+                    "adaptive batching (max_batch_size 64, max_batch_time 0.005), parallel_workers 0, debug off, "
+                    "OMP_NUM_THREADS=1",
                     model_dir,
                     scratch,
                     {"parallel_workers": 0, "debug": False},

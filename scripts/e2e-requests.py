@@ -19,8 +19,8 @@ CONFIG = ROOT / "configs" / "ames.yaml"
 EXAMPLES = ROOT / "serving" / "examples"
 
 
-def request_row(config_path: Path = CONFIG) -> dict:
-    """column -> JSON value of the first processed row with no missing value, in the config's column order.
+def request_frame(config_path: Path = CONFIG):
+    """The first processed row with no missing value, as a one-row frame in the config's column order.
 
     A complete row keeps the smoke request independent of which columns the signature marks optional.
     """
@@ -35,31 +35,18 @@ def request_row(config_path: Path = CONFIG) -> dict:
     complete = features.dropna()
     if complete.empty:
         raise ValueError(f"{config.data_uri}: every row has a missing value; no complete row to send")
-    values = complete.iloc[0].to_dict()
-    return {name: v.item() if hasattr(v, "item") else v for name, v in values.items()}
-
-
-def v1_request(row: dict) -> dict:
-    return {"instances": [row]}
-
-
-def v2_request(row: dict, column_types: dict[str, str]) -> dict:
-    """Open Inference Protocol: one 1-element tensor per column (numeric -> FP64, categorical -> BYTES)."""
-    inputs = []
-    for name, value in row.items():
-        datatype = "FP64" if column_types[name] == "numeric" else "BYTES"
-        inputs.append({"name": name, "shape": [1], "datatype": datatype, "data": [value]})
-    return {"inputs": inputs}
+    return complete.iloc[[0]].reset_index(drop=True)
 
 
 def rendered(config_path: Path = CONFIG) -> dict[str, str]:
-    from lifecycle.dataset.config import load_config
+    """Each request file's text: V1 with one object per row, V2 with one tensor per column
+    (lifecycle.contract.protocol: float64 numbers as FP64, text as BYTES)."""
+    from lifecycle.contract.protocol import v1_request, v2_request
 
-    row = request_row(config_path)
-    column_types = {name: column.type for name, column in load_config(config_path).columns.items()}
+    frame = request_frame(config_path)
     return {
-        "ames-v1.json": json.dumps(v1_request(row), indent=1) + "\n",
-        "ames-v2.json": json.dumps(v2_request(row, column_types), indent=1) + "\n",
+        "ames-v1.json": json.dumps(v1_request(frame), indent=1) + "\n",
+        "ames-v2.json": json.dumps(v2_request(frame), indent=1) + "\n",
     }
 
 

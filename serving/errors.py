@@ -1,4 +1,5 @@
-"""The one error a client's mistake becomes: a 400 (or 413, 422, 503...) with a JSON body naming the field and the problem."""
+"""The one error a client's mistake becomes: a 400 (or 413, 422, 503...) with a JSON body naming the field
+and the problem."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ from kserve.errors import InvalidInput, ModelNotFound
 from starlette.requests import ClientDisconnect
 
 log = logging.getLogger(__name__)
+
+TOO_DEEP = "is nested too deeply: a request holds a few levels of arrays and objects, not hundreds"
 
 
 class RequestError(InvalidInput):

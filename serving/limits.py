@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
 import orjson
@@ -96,10 +97,8 @@ class BodyLimit:
             if not refused:  # once refused, the app's own answer to the "disconnect" is dropped
                 await send(message)
 
-        try:
+        with contextlib.suppress(ClientDisconnect):  # refused here, gone, or cut off at the deadline: no one to answer
             await self.app(scope, counting_receive, guarded_send)
-        except ClientDisconnect:  # refused here, gone, or cut off at the request deadline: no one to answer
-            pass
 
 
 class DeadlineProtocol(HttpToolsProtocol):

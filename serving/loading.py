@@ -42,7 +42,8 @@ def _trusted(model_uri: str, expected_sha256: str | None) -> TrustedModel:
         trusted = load_registered(model_uri)
         if expected_sha256 is not None and check_sha256(expected_sha256, "--model-sha256") != trusted.sha256:
             raise UntrustedModelError(
-                f"{model_uri} is v{trusted.version.version} with sha256 {trusted.sha256}, not the expected {expected_sha256}"
+                f"{model_uri} is v{trusted.version.version} with sha256 {trusted.sha256}, "
+                f"not the expected {expected_sha256}"
             )
         return trusted
     if ":/" in model_uri and not model_uri.startswith("file://"):

@@ -1,4 +1,5 @@
-"""The KServe predictor for a registered sklearn pipeline: V1 and V2 in, batched predict, labels and probabilities out."""
+"""The KServe predictor for a registered sklearn pipeline: V1 and V2 in, batched predict, labels and
+probabilities out."""
 
 from __future__ import annotations
 
@@ -16,24 +17,18 @@ import orjson
 from kserve import Model
 from threadpoolctl import ThreadpoolController
 
+from lifecycle.contract.protocol import V2_DATATYPE_OF_KIND, v1_request, v2_datatype, v2_output
 from serving.batching import DynamicBatcher, QueueFull
-from serving.errors import ModelLoadError, RequestError, RouteNotOffered
+from serving.body import Body
+from serving.checks import check_value_count, request_id, rows_from_v1, rows_from_v2
+from serving.columns import InputSchema, category_values
+from serving.decoding import TypedDecoders, rows_from_v1_typed, rows_from_v2_typed
+from serving.errors import TOO_DEEP, ModelLoadError, RequestError, RouteNotOffered
+from serving.frames import FrameLayout, frame_from_columns
 from serving.limits import RequestLimits
 from serving.loading import LoadedModel, load_model
-from serving.schema import (
-    TOO_DEEP,
-    InputSchema,
-    Rows,
-    category_values,
-    check_value_count,
-    frame_from_columns,
-    records_from_frame,
-    request_id,
-    rows_from_v1,
-    rows_from_v1_typed,
-    rows_from_v2,
-    rows_from_v2_typed,
-)
+from serving.routes import install_routes
+from serving.rows import Rows
 
 log = logging.getLogger(__name__)
 _ANY_JSON = msgspec.json.Decoder()
@@ -51,14 +46,6 @@ class BatchSettings:
     @property
     def queue_limit(self) -> int:
         return self.max_queued_rows or 4 * self.max_request_rows
-
-
-@dataclass(frozen=True)
-class Body:
-    """A request body as it arrived on a predict route (serving.routes)."""
-
-    protocol: str  # "v1" or "v2"
-    data: bytes
 
 
 @dataclass
@@ -103,16 +90,6 @@ def label_key(label: Any) -> str:
     return label if isinstance(label, str) else orjson.dumps(label).decode()
 
 
-def _v2_datatype(values: np.ndarray) -> str:
-    if values.dtype.kind == "f":
-        return "FP64"
-    if values.dtype.kind in "iu":
-        return "INT64"
-    if values.dtype.kind == "b":
-        return "BOOL"
-    return "BYTES"
-
-
 class TabularModel(Model):
     """Serves one MLflow sklearn model; refuses to start if it cannot load or predict it."""
 
@@ -134,13 +111,16 @@ class TabularModel(Model):
         self.loaded: LoadedModel | None = None
         self.class_keys: list[str] = []
         self.schema: InputSchema | None = None
+        self.decoders: TypedDecoders | None = None  # made at load: a signature they cannot express stops the start
+        self.layout: FrameLayout | None = None
         self.batcher: DynamicBatcher | None = None
         self._threads: ThreadpoolController | None = None
 
     def load(self) -> bool:
         self.loaded = load_model(self.model_uri, expected_sha256=self.model_sha256)
         self.schema = InputSchema.from_signature(self.loaded.signature, category_values(self.loaded.model))
-        _ = self.schema.v1_decoder, self.schema.v2_decoder  # made now: a signature they cannot express stops the start
+        self.decoders = TypedDecoders(self.schema)
+        self.layout = FrameLayout.of(self.schema)
         self.class_keys = [label_key(label) for label in self.loaded.classes or []]
         self._start_serving()
         self._warm_up()
@@ -173,9 +153,7 @@ class TabularModel(Model):
         if not isinstance(example, pd.DataFrame):
             example = pd.DataFrame(example)
         try:
-            parsed = self.parse(
-                Body("v1", orjson.dumps({"instances": records_from_frame(example)})), max(len(example), 1)
-            )
+            parsed = self.parse(Body("v1", orjson.dumps(v1_request(example))), max(len(example), 1))
             (scored,) = self._score(parsed.rows.columns, parsed.rows.count, [parsed.rows.count])
             for protocol in ("v1", "v2"):
                 orjson.dumps(self._response(scored, protocol, None))
@@ -187,7 +165,7 @@ class TabularModel(Model):
 
     # Runs in the predict thread: one frame and one model call for the whole batch.
     def _score(self, columns: dict[str, list], rows: int, sizes: list[int]) -> list[Scored]:
-        frame = frame_from_columns(columns, self.schema)
+        frame = frame_from_columns(columns, self.layout)
         if rows >= self.settings.parallel_rows:
             # Small batches run on one OpenMP thread (serving/__main__.py); a large one is worth all cores.
             with self._threads.limit(limits=os.cpu_count(), user_api="openmp"):
@@ -219,21 +197,18 @@ class TabularModel(Model):
         if self.loaded is not None:
             self._start_serving()
             settle_heap()
-        from kserve.model_server import app
-
-        from serving.routes import install_routes
+        from kserve.model_server import app  # parses the command line when first imported
 
         install_routes(app, self)
 
     def get_input_types(self) -> list[dict]:
         # The natural datatype per column; requests may also send narrower numeric types.
-        preferred = {"number": "FP64", "integer": "INT64", "string": "BYTES", "boolean": "BOOL"}
-        return [{"name": c.name, "datatype": preferred[c.kind], "shape": [-1]} for c in self.schema.columns]
+        return [{"name": c.name, "datatype": V2_DATATYPE_OF_KIND[c.kind], "shape": [-1]} for c in self.schema.columns]
 
     def get_output_types(self) -> list[dict]:
         classes = self.loaded.classes
         outputs = [
-            {"name": "prediction", "datatype": _v2_datatype(np.asarray(classes)) if classes else "FP64", "shape": [-1]}
+            {"name": "prediction", "datatype": v2_datatype(np.asarray(classes)) if classes else "FP64", "shape": [-1]}
         ]
         for key in self.class_keys:
             outputs.append({"name": f"probability_{key}", "datatype": "FP64", "shape": [-1]})
@@ -247,11 +222,11 @@ class TabularModel(Model):
     def _parse(self, payload: Body, max_rows: int) -> _Parsed:
         check_value_count(payload.data, self.schema, max_rows)
         if payload.protocol == "v1":
-            rows = rows_from_v1_typed(payload.data, self.schema, max_rows)
+            rows = rows_from_v1_typed(payload.data, self.decoders, max_rows)
             if rows is not None:
                 return _Parsed(rows, "v1")
         else:
-            typed = rows_from_v2_typed(payload.data, self.schema, max_rows)
+            typed = rows_from_v2_typed(payload.data, self.decoders, max_rows)
             if typed is not None:
                 return _Parsed(typed[0], "v2", typed[1])
         # Anything the typed decoding did not take: decoded as it is, and what is wrong named. By
@@ -302,9 +277,9 @@ class TabularModel(Model):
 
     def _v2_response(self, scored: Scored, request_id: str | None) -> dict:
         """An Open Inference Protocol response: the prediction tensor, then one probability tensor per class."""
-        outputs = [_v2_tensor("prediction", scored.values)]
+        outputs = [v2_output("prediction", scored.values)]
         if scored.proba is not None:
-            outputs += [_v2_tensor(f"probability_{key}", scored.proba[:, i]) for i, key in enumerate(self.class_keys)]
+            outputs += [v2_output(f"probability_{key}", scored.proba[:, i]) for i, key in enumerate(self.class_keys)]
         return {
             "model_name": self.name,
             "model_version": self.model_version,
@@ -322,13 +297,3 @@ def _overloaded(exc: QueueFull) -> RequestError:
     return RequestError(
         "queue", f"the server is busy: {exc}; retry later", status=503, headers={"Retry-After": RETRY_AFTER_SECONDS}
     )
-
-
-def _v2_tensor(name: str, values: np.ndarray) -> dict:
-    return {
-        "name": name,
-        "shape": [len(values)],
-        "datatype": _v2_datatype(values),
-        "parameters": None,
-        "data": values.tolist(),
-    }

@@ -4,7 +4,7 @@ KServe's generic routes spend more on a one-row request of a 73-column table tha
 call does: its V2 route parses the body with the standard library's JSON, validates it with
 pydantic and builds InferRequest/InferResponse objects, and its timing middleware asks the kernel
 for the process's CPU time twice per request for log lines that are off by default. These routes
-decode the body straight into typed columns checked against the signature (serving.schema) and
+decode the body straight into typed columns checked against the signature (serving.decoding) and
 answer with orjson, through the same `Model.__call__` (so KServe's Prometheus histograms still
 count every request). The URLs, request bodies and responses are KServe's V1 and Open Inference
 Protocol ones; health, readiness, metadata and /metrics stay KServe's.
@@ -19,6 +19,8 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
+from lifecycle.contract.protocol import v1_predict_path, v2_infer_path
+from serving.body import Body
 from serving.errors import RequestError, install_error_handler
 from serving.limits import BodyLimit
 
@@ -28,8 +30,6 @@ JSON_CONTENT_TYPES = ("application/json", "application/cloudevents+json", "appli
 def install_routes(app, model) -> None:
     """Adds `model`'s V1 and V2 predict routes to KServe's FastAPI app. Call it before KServe's
     server adds its own routes (they are matched in the order they were added)."""
-    from serving.predictor import Body
-
     install_error_handler(app, model.model_version)
     build_guarded_stack(app, model.limits.max_body_bytes, model.model_version)
 
@@ -45,8 +45,8 @@ def install_routes(app, model) -> None:
 
         return endpoint
 
-    app.add_route(f"/v1/models/{model.name}:predict", route("v1"), methods=["POST"], include_in_schema=False)
-    app.add_route(f"/v2/models/{model.name}/infer", route("v2"), methods=["POST"], include_in_schema=False)
+    app.add_route(v1_predict_path(model.name), route("v1"), methods=["POST"], include_in_schema=False)
+    app.add_route(v2_infer_path(model.name), route("v2"), methods=["POST"], include_in_schema=False)
 
 
 def build_guarded_stack(app, max_body_bytes: int, model_version: str | None = None) -> None:

@@ -4,6 +4,8 @@
     python -m tools.run_local score [--config configs/ames.yaml] [--input-uri FILE]
 
 MLFLOW_TRACKING_URI is honoured; without it the registry is a SQLite file in the work directory.
+It prints one line per task as it finishes; kfp.local's full logs go to WORKDIR/logs/ (VERBOSE=1
+streams them as well).
 """
 
 from __future__ import annotations
@@ -17,6 +19,10 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import TextIO
+
+from tools.capture import ANSI_CODES, open_log
+from tools.progress import FollowedRun, follow
 
 DEFAULT_CONFIG = "configs/ames.yaml"
 DEFAULT_WORKDIR = ".local"
@@ -127,8 +133,9 @@ def run_training(
             promotion_margin=margin,
             git_commit=git_commit(),
         )
-    # The steps run inside an exit handler, from which KFP returns no pipeline outputs.
-    run_dir = sorted(set((workdir / "pipeline_root").glob("training-*")) - earlier)[-1]
+    # The steps run inside an exit handler, from which KFP returns no pipeline outputs. Another run
+    # may have started in the same root meanwhile: ours is the earliest of the new ones.
+    run_dir = sorted(set((workdir / "pipeline_root").glob("training-*")) - earlier)[0]
     return task_output(run_dir, "register-model")
 
 
@@ -163,7 +170,19 @@ def run_scoring(
     }
 
 
-def print_summary(registration: dict, seconds: float, workdir: Path) -> None:
+def shown(path) -> str:
+    """A path as the user would type it: relative to the working directory when it is inside it."""
+    path = Path(path)
+    return str(path.relative_to(Path.cwd())) if path.is_relative_to(Path.cwd()) else str(path)
+
+
+def shown_uri(uri: str) -> str:
+    """A SQLite store under the working directory as the relative URI that opens it from there."""
+    prefix = "sqlite:///"
+    return prefix + shown(uri.removeprefix(prefix)) if uri.startswith(prefix + "/") else uri
+
+
+def print_summary(registration: dict, seconds: float, workdir: Path, log: Path | None = None) -> None:
     from lifecycle.urls import mask_credentials
 
     promotion = registration["promotion"]
@@ -173,13 +192,32 @@ def print_summary(registration: dict, seconds: float, workdir: Path) -> None:
     print(f"promotion  {promotion['reason']}")
     for name, value in sorted(registration["metrics"].items()):
         print(f"{name:<14} {value:.4f}")
-    print(f"tracking   {mask_credentials(os.environ['MLFLOW_TRACKING_URI'])} (run {registration['run_id']})")
+    tracking = shown_uri(mask_credentials(os.environ["MLFLOW_TRACKING_URI"]))
+    print(f"tracking   {tracking} (run {registration['run_id']})")
     run_dir = latest_run_dir(workdir, "training")
     if run_dir:
-        print(f"reports    {run_dir / 'evaluate-model' / 'report'} (HTML)")
-        print(f"           {run_dir / 'validate-dataset' / 'report'} (Markdown)")
+        print(f"reports    {shown(run_dir / 'evaluate-model' / 'report')} (HTML)")
+        print(f"           {shown(run_dir / 'validate-dataset' / 'report')} (Markdown)")
     print(f"           also in MLflow: runs:/{registration['run_id']}/reports/")
+    if log:
+        print(f"log        {shown(log)}")
     print(f"wall time  {seconds:.1f} s")
+
+
+def print_failure(run: FollowedRun, exc: Exception, out: TextIO) -> None:
+    """The task that failed and the error its step raised, instead of kfp.local's log wall."""
+    failed = run.tracker.failed()
+    print(file=out)
+    if failed:
+        task = failed[0]  # the exit handler's notification may run (and succeed) after it
+        lines = task.error().splitlines() or ["(it printed nothing)"]
+        print(f"failed     {task.name} after {task.seconds:.1f} s", file=out)
+        print(f"error      {lines[0]}", file=out)
+        for line in lines[1:]:
+            print(f"           {line}", file=out)
+    else:
+        print(f"error      {ANSI_CODES.sub('', str(exc))}", file=out)
+    print(f"log        {run.log}", file=out)
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -209,40 +247,61 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def run_command(args: argparse.Namespace, config, workdir: Path) -> dict:
+    if args.command == "score":
+        return run_scoring(
+            args.input_uri or config.data_uri,
+            args.model_name or config.registry.model_name,
+            workdir,
+            args.alias,
+            args.chunk_rows,
+            args.output_uri,
+        )
+    return run_training(config, workdir, args.data_uri, args.model_name, args.margin)
+
+
+def verbose() -> bool:
+    return os.environ.get("VERBOSE", "").strip().lower() not in ("", "0", "false", "no")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     from lifecycle.dataset.config import ConfigError, load_config
 
     workdir = Path(args.workdir)
     started = time.perf_counter()
+    # With --json, stdout carries the JSON alone.
+    out = sys.stderr if args.json else sys.stdout
     try:
         config = load_config(args.config)
-        if args.command == "score":
-            result = run_scoring(
-                args.input_uri or config.data_uri,
-                args.model_name or config.registry.model_name,
-                workdir,
-                args.alias,
-                args.chunk_rows,
-                args.output_uri,
-            )
-        else:
-            result = run_training(config, workdir, args.data_uri, args.model_name, args.margin)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except RuntimeError as exc:  # kfp.local raises this when a task fails; the task's log above says why
+    pipeline = "batch-scoring" if args.command == "score" else "training"
+    log = open_log(workdir / "logs", f"{pipeline}-{time.strftime('%Y%m%d-%H%M%S')}")
+    try:
+        with follow(log, out, verbose()) as run:
+            result = run_command(args, config, workdir)
+    except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except RuntimeError as exc:  # kfp.local raises this when a task fails
+        print_failure(run, exc, sys.stderr)
         return 1
+    except BaseException:  # a bug or Ctrl-C: Python shows the traceback; the log shows how far the run got
+        print(f"log        {log}", file=sys.stderr)
+        raise
     if args.json:
         print(json.dumps(result, indent=2, sort_keys=True))
+        print(f"log        {log}", file=out)
     elif args.command == "score":
         print(
             f"\nscored {result['rows']} rows -> {result['predictions']}"
             + (f" (copied to {result['copied_to']})" if result["copied_to"] else "")
         )
+        print(f"log        {log}")
     else:
-        print_summary(result, time.perf_counter() - started, workdir)
+        print_summary(result, time.perf_counter() - started, workdir, log)
     return 0
 
 

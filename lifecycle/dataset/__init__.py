@@ -8,6 +8,7 @@ from lifecycle.dataset.config import (
     load_config,
     parse_config,
 )
+from lifecycle.dataset.draft import DraftError, draft_config, write_draft
 from lifecycle.dataset.ingest import IngestError, ingest_table, read_table
 from lifecycle.dataset.process import process_frame, split_frame
 from lifecycle.dataset.storage import (
@@ -26,10 +27,12 @@ __all__ = [
     "ConfigError",
     "DataValidationError",
     "DatasetConfig",
+    "DraftError",
     "IngestError",
     "StorageError",
     "ValidationReport",
     "config_as_json",
+    "draft_config",
     "fetch_to_file",
     "ingest_table",
     "load_config",
@@ -39,5 +42,6 @@ __all__ = [
     "split_frame",
     "upload_file",
     "validate_frame",
+    "write_draft",
     "written_whole",
 ]

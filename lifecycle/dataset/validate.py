@@ -1,105 +1,36 @@
 """Checking a raw table against its data-set config before anything is learned from it.
 
 Hard rules (violations) fail the run with one message naming every column and rule broken; soft
-findings (an unseen category, an extra column) are reported without failing.
+findings (an unseen category, an extra column) are reported without failing. Each column is also
+profiled (blanks, extent, levels, unseen values) for the report, which lifecycle.dataset.report writes.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
-from lifecycle.dataset.config import DatasetConfig
+from lifecycle.dataset.config import ColumnSpec, DatasetConfig
 from lifecycle.dataset.expressions import column_names, evaluate
-from lifecycle.urls import mask_credentials
+from lifecycle.dataset.report import (
+    SHOWN_VALUES,
+    ColumnProfile,
+    DataValidationError,
+    Finding,
+    ValidationReport,
+    markdown_text,
+)
+
+# The report's types live in lifecycle.dataset.report; callers import them from here too.
+__all__ = ["DataValidationError", "Finding", "ValidationReport", "markdown_text", "validate_frame"]
 
 SAMPLE_SIZE = 3  # offending values quoted per finding
 
 # Holdout metrics that lifecycle.modelling.evaluation computes only for targets above zero; without one,
 # registration fails on the missing promotion metric after all the training.
 POSITIVE_TARGET_METRICS = {"test_rmsle"}
-
-
-# How the report writes a character that Markdown or HTML would read as syntax. Entities for HTML
-# (the KFP UI's renderer may pass raw HTML through), backslashes for Markdown (the renderer
-# honours them, `\|` inside a table cell included). Column names, values, categories and config
-# text all come from outside: none of it may open a tag, a link, emphasis, code or a table cell
-# (a value never starts a line, so heading and list markers need nothing).
-_MARKDOWN_ESCAPES = {"&": "&amp;", "<": "&lt;", ">": "&gt;"} | {c: "\\" + c for c in "\\`*_~[]|"}
-
-
-def markdown_text(value) -> str:
-    """`value` as text that renders as itself in a Markdown table cell or line.
-
-    A line break would end the table row, so control characters (and Unicode line separators)
-    are shown as their Python escapes: a column named "a<newline>b" reads a\\nb.
-    """
-    out = []
-    for char in str(value):
-        if not char.isprintable():
-            char = char.encode("unicode_escape").decode("ascii")
-        out.extend(_MARKDOWN_ESCAPES.get(c, c) for c in char)
-    return "".join(out)
-
-
-class DataValidationError(ValueError):
-    """The data breaks one or more rules of its config."""
-
-
-@dataclass(frozen=True)
-class Finding:
-    column: str
-    rule: str
-    detail: str
-
-    def __str__(self) -> str:
-        return f"{self.column}: {self.rule}: {self.detail}"
-
-
-@dataclass
-class ValidationReport:
-    source: str
-    rows: int
-    columns: int
-    violations: list[Finding] = field(default_factory=list)
-    warnings: list[Finding] = field(default_factory=list)
-    checked_columns: int = 0
-
-    @property
-    def passed(self) -> bool:
-        return not self.violations
-
-    def to_markdown(self) -> str:
-        status = "PASSED" if self.passed else "FAILED"
-        lines = [
-            f"# Data validation: {status}",
-            "",
-            f"- source: {markdown_text(mask_credentials(self.source))}",
-            f"- rows: {self.rows}, columns: {self.columns}, columns checked: {self.checked_columns}",
-            f"- violations: {len(self.violations)}, warnings: {len(self.warnings)}",
-            "",
-        ]
-        for title, findings in (("Violations", self.violations), ("Warnings", self.warnings)):
-            lines += [f"## {title}", ""]
-            if not findings:
-                lines += ["None.", ""]
-                continue
-            lines += ["| column | rule | detail |", "| --- | --- | --- |"]
-            lines += [
-                f"| {markdown_text(f.column)} | {markdown_text(f.rule)} | {markdown_text(f.detail)} |" for f in findings
-            ]
-            lines.append("")
-        return "\n".join(lines)
-
-    def raise_if_failed(self) -> None:
-        if self.violations:
-            listed = "\n".join(f"  - {finding}" for finding in self.violations)
-            raise DataValidationError(
-                f"{mask_credentials(self.source)} failed validation with {len(self.violations)} violation(s):\n{listed}"
-            )
 
 
 def _sample(values: pd.Series) -> str:
@@ -135,26 +66,46 @@ def _finite(name: str, values: pd.Series, out: list[Finding]) -> pd.Series:
     return values[~infinite]
 
 
-def _check_column(name, series, spec, config: DatasetConfig, report: ValidationReport) -> None:
+def _null_limit(name: str, spec: ColumnSpec, config: DatasetConfig) -> float | None:
+    """The allowed fraction of blanks; None where a blank stands for a level (features.fill_values)."""
+    if name in config.features.fill_values:
+        return None
+    return spec.max_null_fraction if spec.max_null_fraction is not None else config.validation.max_null_fraction
+
+
+def _known_levels(name: str, spec: ColumnSpec, config: DatasetConfig) -> set[str] | None:
+    """The levels a categorical column may hold without a finding; None when the config lists none."""
+    if spec.categories is None:
+        return None
     fill = config.features.fill_values
-    limit = spec.max_null_fraction if spec.max_null_fraction is not None else config.validation.max_null_fraction
-    if name not in fill:
+    return set(spec.categories) | ({str(fill[name])} if name in fill else set())
+
+
+def _check_column(name, series, spec, config: DatasetConfig, report: ValidationReport) -> None:
+    limit = _null_limit(name, spec, config)
+    if limit is not None:
+        report.checked(name, "nulls")
         null_fraction = float(series.isna().mean())
         if null_fraction > limit:
             report.violations.append(
                 Finding(name, "nulls", f"{null_fraction:.1%} missing, more than the allowed {limit:.1%}")
             )
     if spec.type == "numeric":
+        report.checked(name, "dtype")
         text = _non_numeric(series)
         if len(text):
             report.violations.append(
                 Finding(name, "dtype", f"expected numbers, found text in {len(text)} row(s): {_sample(text)}")
             )
             return
+        report.checked(name, "finite")
         values = _finite(name, pd.to_numeric(series, errors="coerce"), report.violations)
+        if spec.min is not None or spec.max is not None:
+            report.checked(name, "range")
         _check_range(name, values, spec.min, spec.max, report.violations)
     elif spec.categories is not None:
-        known = set(spec.categories) | ({str(fill[name])} if name in fill else set())
+        report.checked(name, "categories")
+        known = _known_levels(name, spec, config)
         present = series.dropna().astype(str)
         unseen = present[~present.isin(known)]
         if len(unseen):
@@ -164,6 +115,7 @@ def _check_column(name, series, spec, config: DatasetConfig, report: ValidationR
 
 def _check_target(frame: pd.DataFrame, config: DatasetConfig, report: ValidationReport) -> None:
     target = config.target
+    report.checked(target.name, "target")
     if target.name not in frame:
         report.violations.append(Finding(target.name, "target", "target column is missing"))
         return
@@ -176,18 +128,24 @@ def _check_target(frame: pd.DataFrame, config: DatasetConfig, report: Validation
         report.violations.append(Finding(target.name, "target", f"{missing} row(s) have no target value"))
     present = series.dropna()
     if config.task == "regression":
+        report.checked(target.name, "dtype")
         text = _non_numeric(present)
         if len(text):
             report.violations.append(
                 Finding(target.name, "dtype", f"regression target must be numeric, found text: {_sample(text)}")
             )
             return
+        report.checked(target.name, "finite")
         values = _finite(target.name, pd.to_numeric(present), report.violations)
-        _check_range(target.name, values, target.min, target.max, report.violations)
         unchecked = target.min is None or target.min <= 0  # else the range check has named them
+        if target.min is not None or target.max is not None or (unchecked and target.transform == "log"):
+            report.checked(target.name, "range")
+        _check_range(target.name, values, target.min, target.max, report.violations)
         if unchecked and target.transform == "log" and (values <= 0).any():
             report.violations.append(Finding(target.name, "range", "log transform needs target values above 0"))
         metric = config.registry.metric
+        if unchecked and metric in POSITIVE_TARGET_METRICS:
+            report.checked(target.name, "metric")
         if unchecked and metric in POSITIVE_TARGET_METRICS and (values <= 0).any():
             report.violations.append(
                 Finding(
@@ -198,6 +156,7 @@ def _check_target(frame: pd.DataFrame, config: DatasetConfig, report: Validation
                 )
             )
     else:
+        report.checked(target.name, "classes")
         labels = present.astype(str)
         unknown = labels[~labels.isin(target.classes)]
         if len(unknown):
@@ -259,6 +218,7 @@ def _check_derived(frame: pd.DataFrame, config: DatasetConfig, report: Validatio
             continue  # an input is missing or already reported
         with np.errstate(all="ignore"):
             values = pd.Series(evaluate(expression, inputs), index=inputs.index)
+        report.derived_checked.append(name)
         infinite = int(np.isinf(values).sum())
         if infinite and name not in config.features.drop:
             report.violations.append(
@@ -269,7 +229,13 @@ def _check_derived(frame: pd.DataFrame, config: DatasetConfig, report: Validatio
 
 
 def validate_frame(frame: pd.DataFrame, config: DatasetConfig, source: str) -> ValidationReport:
-    report = ValidationReport(source=source, rows=len(frame), columns=frame.shape[1])
+    report = ValidationReport(
+        source=source,
+        rows=len(frame),
+        columns=frame.shape[1],
+        min_rows=config.validation.min_rows,
+        profiles=_profiles(frame, config),
+    )
     if len(frame) < config.validation.min_rows:
         report.violations.append(
             Finding("(table)", "min_rows", f"{len(frame)} rows, fewer than the required {config.validation.min_rows}")
@@ -283,6 +249,7 @@ def validate_frame(frame: pd.DataFrame, config: DatasetConfig, source: str) -> V
                 else "column is missing (required: false allows blanks, not an absent column)"
             )
             report.violations.append(Finding(name, "required", problem))
+            report.checked(name, "required")
             continue
         report.checked_columns += 1
         _check_column(name, frame[name], spec, config, report)
@@ -293,7 +260,9 @@ def validate_frame(frame: pd.DataFrame, config: DatasetConfig, source: str) -> V
         if name not in expected:
             report.warnings.append(Finding(str(name), "unexpected", "column not in the config; it is ignored"))
     if len(frame):
-        duplicate_fraction = float(frame.duplicated().mean())
+        report.duplicates = int(frame.duplicated().sum())
+        report.max_duplicate_fraction = config.validation.max_duplicate_fraction
+        duplicate_fraction = report.duplicates / len(frame)
         if duplicate_fraction > config.validation.max_duplicate_fraction:
             report.violations.append(
                 Finding(
@@ -304,3 +273,96 @@ def validate_frame(frame: pd.DataFrame, config: DatasetConfig, source: str) -> V
                 )
             )
     return report
+
+
+# ---- what each column holds, for the report's column table ------------------------------------------
+
+
+def _counted(values: pd.Series) -> tuple[list[tuple[object, int]], int]:
+    """The most frequent of `values` with their counts, and how many distinct values there are.
+    Ties stay in the order the values first appear, so a report reads the same on every run."""
+    counts = values.value_counts(sort=False).sort_values(ascending=False, kind="stable")
+    return [(value, int(count)) for value, count in counts.head(SHOWN_VALUES).items()], len(counts)
+
+
+def _observe(name: str, series: pd.Series, kind: str) -> ColumnProfile:
+    # Distinct as text: a column read from Parquet may hold values that cannot be hashed (lists).
+    distinct = int(series.dropna().astype(str).nunique())
+    return ColumnProfile(name=name, kind=kind, rows=len(series), nulls=int(series.isna().sum()), distinct=distinct)
+
+
+def _observe_numbers(profile: ColumnProfile, present: pd.Series, allowed: tuple[float | None, float | None]) -> None:
+    """The extent of the finite numbers, and the values that are text, infinite or out of range."""
+    numbers = pd.to_numeric(present, errors="coerce").dropna().astype("float64")
+    finite = numbers[np.isfinite(numbers)]
+    low, high = allowed
+    outside = pd.Series(False, index=finite.index)
+    if low is not None:
+        outside |= finite < low
+    if high is not None:
+        outside |= finite > high
+    profile.allowed = allowed
+    if len(finite):
+        profile.observed = (float(finite.min()), float(finite.max()))
+    # Text quoted, so that "1,000" reads as text and not as the number one thousand.
+    invalid = [_non_numeric(present).astype(str).map(repr), numbers[np.isinf(numbers)], finite[outside]]
+    profile.unexpected, profile.unexpected_distinct = _counted(pd.concat([p.astype(object) for p in invalid]))
+
+
+def _observe_levels(profile: ColumnProfile, present: pd.Series, known: set[str] | None) -> None:
+    """The most frequent levels, and those the config does not list."""
+    levels = present.astype(str)
+    profile.top, profile.distinct = _counted(levels)
+    if known is not None:
+        profile.levels_checked = True
+        profile.unexpected, profile.unexpected_distinct = _counted(levels[~levels.isin(known)])
+
+
+def _profile_column(name: str, series: pd.Series, spec: ColumnSpec, config: DatasetConfig) -> ColumnProfile:
+    profile = _observe(name, series, spec.type)
+    profile.null_limit = _null_limit(name, spec, config)
+    profile.null_fill = config.features.fill_values.get(name)
+    if spec.type == "numeric":
+        _observe_numbers(profile, series.dropna(), (spec.min, spec.max))
+    else:
+        _observe_levels(profile, series.dropna(), _known_levels(name, spec, config))
+    return profile
+
+
+def _profile_target(series: pd.Series, config: DatasetConfig) -> ColumnProfile:
+    target = config.target
+    profile = _observe(target.name, series, "target")
+    profile.null_limit = 0.0
+    if config.task == "regression":
+        _observe_numbers(profile, series.dropna(), (target.min, target.max))
+    else:
+        _observe_levels(profile, series.dropna(), set(target.classes))
+    return profile
+
+
+def _profile_unconfigured(name: str, series: pd.Series) -> ColumnProfile:
+    profile = _observe(name, series, "not in config")
+    if pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series):
+        _observe_numbers(profile, series.dropna(), (None, None))
+    else:
+        _observe_levels(profile, series.dropna(), None)
+    return profile
+
+
+def _profiles(frame: pd.DataFrame, config: DatasetConfig) -> dict[str, ColumnProfile]:
+    """One profile per column, in the config's order, the target and then the columns it does not name."""
+    profiles = {}
+    for name, spec in config.columns.items():
+        present = name in frame
+        profiles[name] = (
+            _profile_column(name, frame[name], spec, config)
+            if present
+            else ColumnProfile(name, spec.type, present=False)
+        )
+    target = config.target.name
+    profiles[target] = (
+        _profile_target(frame[target], config) if target in frame else ColumnProfile(target, "target", present=False)
+    )
+    for name in frame.columns:
+        profiles.setdefault(str(name), _profile_unconfigured(str(name), frame[name]))
+    return profiles

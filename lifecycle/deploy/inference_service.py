@@ -21,6 +21,8 @@ import re
 import sys
 from dataclasses import dataclass
 
+from lifecycle.contract.protocol import MODEL_VERSION_ENV
+
 DEFAULT_NAMESPACE = "models"
 DEPLOYMENT_MODE_ANNOTATION = "serving.kserve.io/deploymentMode"
 DEPLOYMENT_MODE = "Standard"
@@ -29,7 +31,6 @@ MODEL_FORMAT = "mlflow-sklearn"
 PROTOCOL_VERSION = "v2"
 SERVICE_ACCOUNT = "model-s3-reader"
 MODEL_VERSION_ANNOTATION = "kfp-tabular-lifecycle/model-version"
-MODEL_VERSION_ENV = "MODEL_VERSION"
 MODEL_SHA256_ENV = "MODEL_SHA256"
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 

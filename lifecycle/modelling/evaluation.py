@@ -88,6 +88,20 @@ def feature_importance(model, test: pd.DataFrame, config: DatasetConfig, top: in
     return pd.Series(result.importances_mean, index=X.columns).sort_values(ascending=False).head(top)
 
 
+# The metrics and the run side by side above the plots; numbers right-aligned so their digits line up.
+REPORT_STYLE = """
+body { font-family: "Helvetica Neue", "DejaVu Sans", Arial, sans-serif; color: #202124; margin: 20px 24px; }
+h1 { font-size: 24px; font-weight: 500; margin: 0 0 4px; }
+h2 { font-size: 17px; font-weight: 500; margin: 18px 0 8px; }
+.tables { display: flex; gap: 48px; align-items: flex-start; }
+table { border-collapse: collapse; font-size: 14px; }
+th, td { border: 1px solid #dadce0; padding: 4px 12px; text-align: left; }
+th { background: #f1f3f4; font-weight: 500; }
+td.number { text-align: right; font-variant-numeric: tabular-nums; }
+img { display: block; max-width: 100%; margin: 0 0 16px; }
+"""
+
+
 def _figure_html(fig) -> str:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=90, bbox_inches="tight")
@@ -149,19 +163,21 @@ def evaluation_report(
     plt.close("all")
     # Every value from the data, the config or the run is escaped, quotes included.
     metric_rows = "".join(
-        f"<tr><td>{html.escape(k)}</td><td>{float(v):.4f}</td></tr>" for k, v in sorted(metrics.items())
+        f'<tr><td>{html.escape(k)}</td><td class="number">{float(v):.4f}</td></tr>' for k, v in sorted(metrics.items())
     )
     context_rows = "".join(
         f"<tr><td>{html.escape(str(k))}</td><td>{html.escape(str(v))}</td></tr>" for k, v in context.items()
     )
     return f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>Evaluation: {html.escape(config.name)}</title>
-<style>body{{font-family:sans-serif;margin:1.5em}}table{{border-collapse:collapse}}
-td{{border:1px solid #ccc;padding:3px 8px}}</style>
+<style>{REPORT_STYLE}</style>
 </head><body>
 <h1>Evaluation: {html.escape(config.name)} ({html.escape(config.task)})</h1>
-<h2>Holdout metrics ({len(test)} rows)</h2><table>{metric_rows}</table>
-<h2>Run</h2><table>{context_rows}</table>
+<div class="tables">
+<section><h2>Holdout metrics ({len(test)} rows)</h2>
+<table><tr><th>metric</th><th>value</th></tr>{metric_rows}</table></section>
+<section><h2>Run</h2><table>{context_rows}</table></section>
+</div>
 <h2>Plots</h2>
 {images}
 </body></html>

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from lifecycle.contract.signature import Column, SignatureError, signature_columns
 from lifecycle.dataset.ingest import (
     IngestError,
     csv_header,
@@ -26,8 +27,6 @@ from lifecycle.dataset.storage import (
 )
 from lifecycle.registry.registered_model import load_registered
 
-NUMERIC_TYPES = {"double", "float", "long", "integer"}
-
 
 class SchemaMismatchError(ValueError):
     """Input rows that do not match the model's signature; the message names each column."""
@@ -37,21 +36,16 @@ class UnscorableRowsError(ValueError):
     """Rows that match the signature but that the model refuses (e.g. a derived feature overflowing)."""
 
 
-@dataclass(frozen=True)
-class ColumnSchema:
-    name: str
-    type: str  # MLflow's name: double, long, string, boolean, ...
-    required: bool
+def model_columns(signature, model_uri: str) -> tuple[Column, ...]:
+    """The input columns of `model_uri`'s MLflow signature; SchemaMismatchError naming what keeps
+    rows from being checked against it."""
+    try:
+        return signature_columns(signature, model_uri)
+    except SignatureError as exc:
+        raise SchemaMismatchError(str(exc)) from None
 
 
-def signature_columns(signature, model_uri: str) -> list[ColumnSchema]:
-    """The input columns of `model_uri`'s MLflow signature."""
-    if signature is None or signature.inputs is None:
-        raise SchemaMismatchError(f"{model_uri} has no input signature to check rows against")
-    return [ColumnSchema(spec.name, spec.type.name, spec.required) for spec in signature.inputs.inputs]
-
-
-def conform_to_signature(chunk: pd.DataFrame, columns: list[ColumnSchema], source: str) -> pd.DataFrame:
+def conform_to_signature(chunk: pd.DataFrame, columns: Sequence[Column], source: str) -> pd.DataFrame:
     """The chunk's signature columns with the signature's dtypes, or one error naming every problem."""
     problems = []
     missing = [c.name for c in columns if c.name not in chunk and c.required]
@@ -60,10 +54,10 @@ def conform_to_signature(chunk: pd.DataFrame, columns: list[ColumnSchema], sourc
     out = {}
     for column in columns:
         if column.name not in chunk:
-            out[column.name] = pd.Series(np.nan if column.type in NUMERIC_TYPES else None, index=chunk.index)
+            out[column.name] = pd.Series(np.nan if column.numeric else None, index=chunk.index)
             continue
         values = chunk[column.name]
-        if column.type in NUMERIC_TYPES:
+        if column.numeric:
             numbers = pd.to_numeric(values, errors="coerce")
             bad = values[numbers.isna() & values.notna()]
             if len(bad):
@@ -72,7 +66,7 @@ def conform_to_signature(chunk: pd.DataFrame, columns: list[ColumnSchema], sourc
             if len(infinite):  # JSON has no infinity, so the online predictor never sees one either
                 problems.append(f"column {column.name!r} expects a finite number, got {infinite.iloc[0]}")
             out[column.name] = numbers.astype("float64")
-        elif column.type == "string":
+        elif column.kind == "string":
             out[column.name] = (
                 values.astype(object)
                 .where(values.notna(), None)
@@ -153,8 +147,8 @@ def score_file(
     with tempfile.TemporaryDirectory() as scratch, written_whole(output_path) as partial:
         trusted = load_registered(model_uri, scratch=Path(scratch) / "model")
         model = trusted.model
-        columns = signature_columns(trusted.meta.signature, trusted.version.uri)
-        text_columns = [c.name for c in columns if c.type == "string"]
+        columns = model_columns(trusted.meta.signature, trusted.version.uri)
+        text_columns = [c.name for c in columns if c.kind == "string"]
         rows = chunks = 0
         writer = None
         # Expanded once, a block at a time and capped like ingest, so a compressed bomb is refused by name.

@@ -220,7 +220,8 @@ def test_hostile_names_and_values_stay_inside_their_cells(telco_raw, telco_confi
     page = report.to_markdown()
     assert "<script" not in page.lower() and "<img" not in page.lower() and "<b>" not in page
     assert "p@ss" not in page and "https://\\*\\*\\*@data.example/x\\_&lt;script&gt;.csv" in page
-    table_rows = [line for line in page.splitlines() if line.startswith("|")]
+    findings, columns = page.split("## Columns")
+    table_rows = [line for line in findings.splitlines() if line.startswith("|")]
     assert len(table_rows) == 2 * 2 + len(report.violations) + len(report.warnings)  # header + rule per table
     assert all(len(cells(row)) == 3 for row in table_rows)
     shown = {unescaped(cells(row)[0]).strip() for row in table_rows}
@@ -228,3 +229,138 @@ def test_hostile_names_and_values_stay_inside_their_cells(telco_raw, telco_confi
     assert "<b>missing|column</b>" in shown
     contract = [row for row in table_rows if unescaped(cells(row)[0]).strip() == "contract"]
     assert len(contract) == 1 and "'| pipe'" in unescaped(cells(contract[0])[2])
+    # The column table: one row of nine cells per column, the hostile names and levels inside theirs.
+    column_rows = [line for line in columns.splitlines() if line.startswith("|")]
+    assert len(column_rows) == 2 + len(report.profiles)
+    assert all(len(cells(row)) == len(COLUMN_CELLS) for row in column_rows)
+    table = column_table(report)
+    assert {as_shown(name) for name in HOSTILE} | {"<b>missing|column</b>"} <= set(table)
+    assert table["<b>missing|column</b>"]["status"] == "**FAILED: required**"
+    assert table["contract"]["unseen"] == "<script>alert(1)</script> (1), | pipe (1), `tick` and ``two`` (1), +6 more"
+
+
+# ---- the column table: each column's values beside its rules --------------------------------------
+
+COLUMN_CELLS = ["column", "type", "status", "nulls", "range", "distinct", "top", "unseen", "rules"]
+
+
+def column_table(report) -> dict[str, dict[str, str]]:
+    """The report's column table as shown: each row's cells by header, the rows by column name."""
+    section = report.to_markdown().split("## Columns", 1)[1]
+    rows = [line for line in section.splitlines() if line.startswith("|")][2:]  # after header and rule
+    table = {}
+    for row in rows:
+        shown = dict(zip(COLUMN_CELLS, (unescaped(cell).strip() for cell in cells(row)), strict=True))
+        table[shown.pop("column").removeprefix("**").removesuffix("**")] = shown
+    return table
+
+
+def test_a_passing_report_profiles_every_column(ames_raw, ames_config):
+    report = validate_frame(ames_raw, ames_config, "ames.csv")
+    page = report.to_markdown()
+    assert "# Data validation: PASSED" in page
+    assert "- rows: 2,930 (at least 500 required), columns: 74, columns checked: 73" in page
+    assert "- duplicate rows: 0 (0%; at most 1% allowed)" in page
+    assert "- derived features checked for infinities: Total_SF, House_Age, Years_Since_Remodel" in unescaped(page)
+    table = column_table(report)
+    assert list(table) == [*ames_config.columns, "Sale_Price"]
+    assert table["Neighborhood"] == {
+        "type": "categorical",
+        "status": "ok",
+        "nulls": "0 ≤ 20%",
+        "range": "",
+        "distinct": "28",
+        "top": "North_Ames (443), College_Creek (267), Old_Town (239), +25 more",
+        "unseen": "none",
+        "rules": "nulls, categories",
+    }
+    assert table["Year_Built"] == {
+        "type": "numeric",
+        "status": "ok",
+        "nulls": "0 ≤ 20%",
+        "range": "1872 to 2010 (1800 to 2030)",
+        "distinct": "118",
+        "top": "",
+        "unseen": "none",
+        "rules": "nulls, dtype, finite, range",
+    }
+    # Blanks that stand for a level are counted, not held to the null limit.
+    assert table["Misc_Feature"]["nulls"] == "2,824 (96.4%), blank means None"
+    assert table["Misc_Feature"]["rules"] == "categories"
+    assert table["Sale_Price"]["range"] == "12,789 to 755,000 (≥ 1)"
+    assert table["Sale_Price"]["nulls"] == "0, none allowed"
+    assert table["Sale_Price"]["rules"] == "target, dtype, finite, range"
+    # A value with a blank at its end is quoted, or its blank would not show.
+    assert table["Sale_Type"]["top"].startswith("'WD ' (2,536), New (239)")
+    assert not any("**" in cell for row in table.values() for cell in row.values())
+
+
+def test_a_failing_report_marks_the_broken_rules_and_values(telco_raw, telco_config):
+    frame = telco_raw.copy()
+    frame.loc[: len(frame) // 2, "tenure"] = np.nan
+    frame["monthly_charges"] = frame["monthly_charges"].astype(object)
+    frame.loc[3, "monthly_charges"] = "1,000"
+    frame.loc[[5, 6], "total_charges"] = [-5, np.inf]
+    frame.loc[7, "churn"] = "Maybe"
+    frame = frame.drop(columns=["partner"]).assign(note="x")
+    report = validate_frame(frame, telco_config, "telco.csv")
+    page = report.to_markdown()
+    assert "# Data validation: FAILED" in page
+    for violation in report.violations:  # the messages of the failure, each in the violations table
+        assert f"| {violation.rule} | {markdown_text(violation.detail)} |" in page
+    table = column_table(report)
+    assert list(table) == [*telco_config.columns, "churn", "note"]
+    assert table["partner"]["status"] == "**FAILED: required**"
+    assert table["partner"]["nulls"] == "**column missing**"
+    assert table["tenure"]["status"] == "**FAILED: nulls**"
+    assert table["tenure"]["nulls"] == "**3,522 (50%) > 1%**"
+    assert table["monthly_charges"]["status"] == "**FAILED: dtype**"
+    assert table["monthly_charges"]["unseen"] == "**'1,000' (1)**"  # text, quoted: not the number 1,000
+    assert table["monthly_charges"]["rules"] == "nulls, dtype"  # the range is not checked on text
+    assert table["total_charges"]["status"] == "**FAILED: finite, range**"
+    assert table["total_charges"]["range"].startswith("**-5 to 8685** (≥ 0)")
+    assert table["total_charges"]["unseen"] == "**inf (1), -5 (1)**"
+    assert table["churn"]["status"] == "**FAILED: classes**"
+    assert table["churn"]["top"] == "No (5,173), Yes (1,869), Maybe (1)"
+    assert table["churn"]["unseen"] == "**Maybe (1)**"
+    assert table["note"] == {
+        "type": "not in config",
+        "status": "warning: unexpected",
+        "nulls": "0",
+        "range": "",
+        "distinct": "1",
+        "top": "x (7,043)",
+        "unseen": "",
+        "rules": "none",
+    }
+    assert table["female"]["status"] == "ok" and "**" not in "".join(table["female"].values())
+
+
+def test_unseen_categories_are_counted_and_marked_only_when_strict(telco_raw, telco_config):
+    frame = telco_raw.copy()
+    frame.loc[:5, "contract"] = ["Three year", "Three year", "Ten year", "Daily", "Hourly", "Three year"]
+    table = column_table(validate_frame(frame, telco_config, "x"))
+    assert table["contract"]["status"] == "warning: categories"
+    assert table["contract"]["unseen"] == "Three year (3), Ten year (1), Daily (1), +1 more"
+    raw = telco_config.model_dump(mode="json")
+    raw["columns"]["contract"]["strict_categories"] = True
+    table = column_table(validate_frame(frame, parse_config(raw), "x"))
+    assert table["contract"]["status"] == "**FAILED: categories**"
+    assert table["contract"]["unseen"] == "**Three year (3), Ten year (1), Daily (1), +1 more**"
+
+
+def test_long_values_are_cut_and_only_configured_rules_are_listed(telco_raw, telco_config):
+    raw = telco_config.model_dump(mode="json")
+    raw["columns"]["tenure"].update(min=None, max=None)
+    raw["columns"]["tenure"]["max_null_fraction"] = 0.6
+    raw["columns"]["payment_method"]["categories"] = None
+    frame = telco_raw.copy()
+    frame.loc[: len(frame) // 2, "tenure"] = np.nan
+    frame.loc[:2999, "payment_method"] = "a very long payment method name, longer than any column should be"
+    table = column_table(validate_frame(frame, parse_config(raw), "x"))
+    assert table["tenure"]["range"] == "0 to 72 (any)"
+    assert table["tenure"]["nulls"] == "3,522 (50%) ≤ 60%"
+    assert table["tenure"]["rules"] == "nulls, dtype, finite"
+    assert table["payment_method"]["rules"] == "nulls"
+    assert table["payment_method"]["unseen"] == ""  # no levels configured: nothing is unseen
+    assert table["payment_method"]["top"].startswith("a very long payment method… (3,000), ")

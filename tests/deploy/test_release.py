@@ -18,10 +18,11 @@ import urllib.request
 import pandas as pd
 import pytest
 
+from lifecycle.contract.protocol import v2_request
 from lifecycle.deploy.errors import DeploymentError, SmokeTestError
 from lifecycle.deploy.release import deploy_model
 from lifecycle.deploy.rollout import deployer_kubeconfig, kserve_client
-from lifecycle.deploy.smoke import smoke_request, v2_request
+from lifecycle.deploy.smoke import smoke_request
 from lifecycle.deploy.version import input_example_of
 from lifecycle.registry.registered_model import MODEL_SHA256_TAG, load_registered
 from tests.loopback import LoopbackServer, QuietHandler

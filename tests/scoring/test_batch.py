@@ -6,8 +6,11 @@ import numpy as np
 import pandas as pd
 import pytest
 from mlflow import MlflowClient
+from mlflow.models import ModelSignature
+from mlflow.types.schema import ColSpec, Schema
 from sklearn.pipeline import Pipeline
 
+from lifecycle.contract.signature import Column
 from lifecycle.dataset.ingest import IngestError, ingest_table
 from lifecycle.dataset.process import process_frame, split_frame
 from lifecycle.dataset.storage import StorageError
@@ -16,20 +19,43 @@ from lifecycle.modelling.evaluation import holdout_metrics
 from lifecycle.modelling.features import build_featurizer, features_and_target
 from lifecycle.registry.registration import register_model
 from lifecycle.scoring.batch import (
-    ColumnSchema,
     SchemaMismatchError,
     UnscorableRowsError,
     conform_to_signature,
+    model_columns,
     read_chunks,
     score_file,
 )
 from tests.conftest import quick
 
-COLUMNS = [
-    ColumnSchema("area", "double", True),
-    ColumnSchema("rooms", "long", False),
-    ColumnSchema("street", "string", True),
-]
+COLUMNS = (
+    Column("area", "double", "number", True),
+    Column("rooms", "long", "integer", False),
+    Column("street", "string", "string", True),
+)
+
+
+def test_the_columns_are_the_signatures():
+    signature = ModelSignature(
+        inputs=Schema(
+            [ColSpec("double", "area"), ColSpec("long", "rooms", required=False), ColSpec("string", "street")]
+        )
+    )
+    assert model_columns(signature, "models:/houses/1") == COLUMNS
+
+
+@pytest.mark.parametrize(
+    ("signature", "problem"),
+    [
+        (None, "models:/houses/1 has no input signature with column names to check rows against"),
+        ("binary", "models:/houses/1: column 'photo' has type 'binary'"),
+    ],
+)
+def test_a_signature_rows_cannot_be_checked_against_is_a_schema_mismatch(signature, problem):
+    if signature is not None:
+        signature = ModelSignature(inputs=Schema([ColSpec(signature, "photo")]))
+    with pytest.raises(SchemaMismatchError, match=re.escape(problem)):
+        model_columns(signature, "models:/houses/1")
 
 
 def test_conform_casts_to_the_signature_and_drops_extra_columns():
@@ -278,7 +304,7 @@ def test_chunk_rows_must_be_positive(registered, tmp_path):
 
 
 def test_csv_chunks_read_missing_markers_as_ingest_does(tmp_path):
-    from tests.unit.test_ingest import MISSING_MARKERS_CSV
+    from tests.dataset.test_ingest import MISSING_MARKERS_CSV
 
     path = tmp_path / "markers.csv"
     path.write_text(MISSING_MARKERS_CSV)

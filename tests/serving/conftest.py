@@ -15,8 +15,7 @@ import httpx
 import pandas as pd
 import pytest
 
-from lifecycle.deploy.smoke import v2_request
-from serving.schema import records_from_frame
+from lifecycle.contract.protocol import records_from_frame, v1_predict_path, v2_infer_path, v2_request
 from tests.conftest import ROOT
 from tools.stack import PredictorProcess, StackError
 
@@ -149,10 +148,10 @@ class Server:
         return self.predictor.model_name
 
     def predict_v1(self, body, **kwargs) -> httpx.Response:
-        return httpx.post(f"{self.url}/v1/models/{self.name}:predict", json=body, timeout=30, **kwargs)
+        return httpx.post(self.url + v1_predict_path(self.name), json=body, timeout=30, **kwargs)
 
     def infer_v2(self, body, **kwargs) -> httpx.Response:
-        return httpx.post(f"{self.url}/v2/models/{self.name}/infer", json=body, timeout=30, **kwargs)
+        return httpx.post(self.url + v2_infer_path(self.name), json=body, timeout=30, **kwargs)
 
     def ready(self) -> bool:
         try:

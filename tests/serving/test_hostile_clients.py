@@ -143,7 +143,8 @@ def test_a_body_at_the_limit_raises_peak_memory_by_at_most_8x_its_size(ames_fold
             assert response.status_code < 500, (name, response.text[:300])
             figures[name] = ((status_kb(pid, "VmHWM") * 1024 - baseline) / LIMIT, response.status_code)
         print(
-            f"\nbaseline RSS {baseline / 2**20:.0f} MB; peak RSS growth over it in units of {LIMIT} bytes, after each body:"
+            f"\nbaseline RSS {baseline / 2**20:.0f} MB; "
+            f"peak RSS growth over it in units of {LIMIT} bytes, after each body:"
         )
         for name, (growth, status) in figures.items():
             print(f"  {name:45s} {growth:5.2f}x  ({status})")
@@ -211,7 +212,10 @@ def drip(port: int, body_first: bool, deadline: float) -> tuple[bytes, float]:
     """One slow client: a request's headers (or its body, after whole headers) one byte every 2 s,
     until the server answers or closes. Returns what the server sent and when it closed."""
     body = b'{"instances": []}' * 4
-    head = f"POST /v1/models/ames:predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n".encode()
+    head = (
+        "POST /v1/models/ames:predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode()
     sock = socket.create_connection(("127.0.0.1", port), timeout=2.0)
     received = b""
     try:
