@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pandas as pd
@@ -62,6 +63,20 @@ def mlflow_store(tmp_path, monkeypatch) -> str:
     mlflow.set_tracking_uri(uri)
     yield uri
     mlflow.set_tracking_uri(None)
+
+
+@pytest.fixture(autouse=True)
+def tracking_uri_as_found():
+    """Each test leaves MLflow's tracking URI as it found it. `mlflow.set_tracking_uri(None)` also
+    unsets MLFLOW_TRACKING_URI, which every later predictor subprocess would then go without."""
+    import mlflow
+
+    variable, uri = os.environ.get("MLFLOW_TRACKING_URI"), mlflow.get_tracking_uri()
+    yield
+    if os.environ.get("MLFLOW_TRACKING_URI") != variable or mlflow.get_tracking_uri() != uri:
+        mlflow.set_tracking_uri(None)
+        if variable is not None:
+            os.environ["MLFLOW_TRACKING_URI"] = variable
 
 
 # The training runs below are shared by every package that needs a model trained by the project's
