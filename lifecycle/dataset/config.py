@@ -140,6 +140,8 @@ class Registry(_Strict):
     metric: str
     # The challenger must beat the champion by this much on `metric` to be promoted.
     margin: float = 0.0
+    # auto: a better version takes `champion` at once; manual: it waits as `challenger` for a person.
+    promotion: Literal["auto", "manual"] = "auto"
 
     @field_validator("margin", mode="before")
     @classmethod
