@@ -160,7 +160,8 @@ def test_a_type_outside_the_trusted_list_is_refused(registered, tmp_path):
     (folder / "model.skops").write_bytes(data)
     with pytest.raises(
         UntrustedModelError,
-        match=r"model.skops: holds types this project does not trust: \['tests.registry.test_registered_model.Sneaky'\]",
+        match=r"model.skops: holds types this project does not trust: "
+        r"\['tests.registry.test_registered_model.Sneaky'\]",
     ):
         load_folder(folder, sha256_hex(data))  # even with the digest right, the type is refused
     assert not marker.exists()
