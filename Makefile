@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 CONFIG ?= configs/ames.yaml
 STAMP := $(VENV)/.installed
 
-.PHONY: help venv run score serve test test-fast lint format compile compile-check benchmark benchmark-serving \
+.PHONY: help venv run score monitor serve approve rollback history test test-fast lint format compile compile-check benchmark benchmark-serving \
 	init-config report-screenshots clean
 .DEFAULT_GOAL := help
 
@@ -34,12 +34,29 @@ run: venv
 score: venv
 	$(BIN)/python -m tools.run_local score --config $(CONFIG)
 
+## Score DATA with the champion, check it for drift, retrain when it drifted: DATA=file [RETRAIN_DATA=file].
+DATA ?=
+monitor: venv
+	$(BIN)/python -m tools.monitor --config $(CONFIG) --input-uri "$(DATA)" $(if $(RETRAIN_DATA),--retrain-data-uri "$(RETRAIN_DATA)")
+
 ## Serve the champion with the project's predictor on PORT (after `make run`).
 MODEL ?= ames-house-prices
 PORT ?= 8080
 serve: venv
 	MLFLOW_TRACKING_URI=$${MLFLOW_TRACKING_URI:-sqlite:///$(CURDIR)/.local/mlflow.db} \
 		$(BIN)/python -m serving --model-uri models:/$(MODEL)@champion --model-name $(MODEL) --port $(PORT)
+
+## Make VERSION of MODEL champion by hand, under the promotion lock: MODEL=name VERSION=n (docs/promotion.md).
+approve: venv
+	$(BIN)/python -m tools.promotion approve --model "$(MODEL)" --version "$(VERSION)"
+
+## Move MODEL's champion back to the champion before it, as its history records: MODEL=name.
+rollback: venv
+	$(BIN)/python -m tools.promotion rollback --model "$(MODEL)"
+
+## Every move of MODEL's champion: when, from -> to, why, by whom: MODEL=name.
+history: venv
+	$(BIN)/python -m tools.promotion history --model "$(MODEL)"
 
 ## The whole test suite (unit, kfp.local pipelines, compile checks, lint).
 test: venv lint

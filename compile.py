@@ -27,6 +27,8 @@ def pipelines(default_config: Path):
     """name -> (pipeline function, parameter defaults). Imported late: the image is read at import."""
     from lifecycle.dataset.config import config_as_json, load_config
     from pipelines.batch_scoring import batch_scoring
+    from pipelines.deploy import deploy
+    from pipelines.monitoring import monitoring
     from pipelines.training import training
 
     config = load_config(default_config)
@@ -42,7 +44,17 @@ def pipelines(default_config: Path):
         ),
         "batch-scoring": (
             batch_scoring,
-            {"input_uri": config.data_uri, "model_name": config.registry.model_name},
+            {"input_uri": config.data_uri, "model_name": config.registry.model_name, "config": config_as_json(config)},
+        ),
+        "deploy": (deploy, {"model_name": config.registry.model_name}),
+        "monitoring": (
+            monitoring,
+            {
+                "config": config_as_json(config),
+                "input_uri": config.data_uri,
+                "model_name": config.registry.model_name,
+                "promotion_margin": config.registry.margin,
+            },
         ),
     }
 

@@ -115,6 +115,7 @@ def training(
                     promotion_margin=promotion_margin,
                     git_commit=git_commit,
                     pipeline_run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
+                    cv_results=dsl.Collected(scored.output),
                 )
             )
         )
@@ -125,7 +126,8 @@ def training(
                 with_mlflow(
                     sized(
                         deploy_model(
-                            registration=register.output,
+                            model_name=model_name,
+                            registration=register.outputs["Output"],
                             namespace=serving_namespace,
                             timeout_seconds=deploy_timeout_seconds,
                         )

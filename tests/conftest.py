@@ -88,7 +88,7 @@ def workdir(tmp_path_factory) -> Path:
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root / 'mlflow.db'}")
         patch.setenv("OMP_NUM_THREADS", "1")
-        for name in ("ames-house-prices", "telco-churn", "ames-parquet", "telco-cli"):
+        for name in ("ames-house-prices", "telco-churn", "ames-parquet", "telco-cli", "telco-monitoring"):
             ensure_experiment(name, str(root / "mlartifacts"))
         yield root
 

@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
         summary.append(("downloaded", f"{model_dir} (as KServe's storage initializer fills /mnt/models)"))
 
         output_uri = f"s3://{stack.data_bucket}/predictions/{name}-v{version}.parquet"
-        scored = run_scoring(data_uri, name, workdir, output_uri=output_uri)
+        scored = run_scoring(config, data_uri, workdir, name, output_uri=output_uri)
         summary.append(("predictions", f"{output_uri} ({scored['rows']} rows; local copy {scored['predictions']})"))
 
         columns = Model.load(str(model_dir)).signature.inputs.input_names()

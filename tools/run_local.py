@@ -97,7 +97,8 @@ def latest_run_dir(workdir: Path, pipeline: str) -> Path | None:
 def run_training(
     config, workdir: Path, data_uri: str | None = None, model_name: str | None = None, margin: float | None = None
 ) -> dict:
-    """Runs `training` through kfp.local and returns the register step's summary.
+    """Runs `training` through kfp.local and returns the register step's summary, with the path
+    of the version's model card under `model_card`.
 
     `config` is a DatasetConfig or the path of its YAML file.
     """
@@ -136,7 +137,11 @@ def run_training(
     # The steps run inside an exit handler, from which KFP returns no pipeline outputs. Another run
     # may have started in the same root meanwhile: ours is the earliest of the new ones.
     run_dir = sorted(set((workdir / "pipeline_root").glob("training-*")) - earlier)[0]
-    return task_output(run_dir, "register-model")
+    registration = task_output(run_dir, "register-model")
+    card = run_dir / "register-model" / "model_card"
+    if card.is_file():
+        registration["model_card"] = str(card)  # the version's model card (HTML), as the KFP UI shows it
+    return registration
 
 
 def task_output(run_dir: Path, task: str, name: str = "Output"):
@@ -145,28 +150,58 @@ def task_output(run_dir: Path, task: str, name: str = "Output"):
 
 
 def run_scoring(
+    config,
     input_uri: str,
-    model_name: str,
     workdir: Path,
+    model_name: str | None = None,
     alias: str = "champion",
     chunk_rows: int = 50000,
     output_uri: str = "",
 ) -> dict:
-    """Runs `batch-scoring` through kfp.local; returns rows scored and where the predictions are."""
+    """Runs `batch-scoring` through kfp.local; returns rows scored, where the predictions are, and
+    the drift verdict with its report.
+
+    `config` is a DatasetConfig or the path of its YAML file (its `monitoring` thresholds apply).
+    """
+    from lifecycle.dataset.config import DatasetConfig, config_as_json, load_config
     from pipelines.batch_scoring import batch_scoring
 
+    if not isinstance(config, DatasetConfig):
+        config = load_config(config)
     prepare_tracking(workdir)
     init_local_runner(workdir)
+    earlier = set((workdir / "pipeline_root").glob("batch-scoring-*"))
     with print_restored():
         run = batch_scoring(
-            input_uri=input_uri, model_name=model_name, model_alias=alias, chunk_rows=chunk_rows, output_uri=output_uri
+            input_uri=input_uri,
+            model_name=model_name or config.registry.model_name,
+            config=config_as_json(config),
+            model_alias=alias,
+            chunk_rows=chunk_rows,
+            output_uri=output_uri,
         )
     predictions = run.output
+    run_dir = sorted(set((workdir / "pipeline_root").glob("batch-scoring-*")) - earlier)[0]
     return {
         "rows": int(predictions.metadata["rows"]),
         "chunks": int(predictions.metadata["chunks"]),
         "predictions": predictions.path,
         "copied_to": output_uri,
+        **drift_outcome(run_dir),
+    }
+
+
+def drift_outcome(run_dir: Path) -> dict:
+    """The score step's drift verdict and report, from its executor output."""
+    scored = json.loads((run_dir / "score-batch" / "executor_output.json").read_text())
+    report = scored["artifacts"]["drift_report"]["artifacts"][0]["metadata"]
+    return {
+        "verdict": scored["parameterValues"]["Output"],
+        "summary": report["summary"],
+        "drifted_columns": report["drifted_columns"],
+        "scored_with": report["model_uri"],
+        "report": str(run_dir / "score-batch" / "drift_report"),
+        "report_in_mlflow": report["mlflow_artifact"],
     }
 
 
@@ -198,6 +233,8 @@ def print_summary(registration: dict, seconds: float, workdir: Path, log: Path |
     if run_dir:
         print(f"reports    {shown(run_dir / 'evaluate-model' / 'report')} (HTML)")
         print(f"           {shown(run_dir / 'validate-dataset' / 'report')} (Markdown)")
+        if registration.get("model_card"):
+            print(f"           {shown(registration['model_card'])} (model card, HTML)")
     print(f"           also in MLflow: runs:/{registration['run_id']}/reports/")
     if log:
         print(f"log        {shown(log)}")
@@ -250,9 +287,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 def run_command(args: argparse.Namespace, config, workdir: Path) -> dict:
     if args.command == "score":
         return run_scoring(
+            config,
             args.input_uri or config.data_uri,
-            args.model_name or config.registry.model_name,
             workdir,
+            args.model_name,
             args.alias,
             args.chunk_rows,
             args.output_uri,
@@ -296,10 +334,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"log        {log}", file=out)
     elif args.command == "score":
         print(
-            f"\nscored {result['rows']} rows -> {result['predictions']}"
+            f"\nscored {result['rows']} rows with {result['scored_with']} -> {shown(result['predictions'])}"
             + (f" (copied to {result['copied_to']})" if result["copied_to"] else "")
         )
-        print(f"log        {log}")
+        print(f"drift      {result['verdict']}: {result['summary']}")
+        print(f"report     {shown(result['report'])} (HTML; in MLflow: {result['report_in_mlflow']})")
+        print(f"log        {shown(log)}")
     else:
         print_summary(result, time.perf_counter() - started, workdir, log)
     return 0

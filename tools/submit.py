@@ -2,7 +2,7 @@
 
     python -m tools.submit --host http://localhost:8888 --experiment ames \\
         [--pipeline training] [--package compiled/training.yaml | --compile [--image IMG]] \\
-        [--config configs/ames.yaml] [--param deploy=true ...] [--wait --timeout 3600] \\
+        [--config configs/ames.yaml] [--param deploy=true ...] [--wait --timeout 3600 | --schedule CRON] \\
         [--pipeline-name NAME] [--version-name NAME] [--run-name NAME] [--summary-json FILE]
 
 Steps: check the API's health (`/apis/v2beta1/healthz`), upload the YAML as a new version of the
@@ -10,7 +10,8 @@ pipeline (creating the pipeline the first time), start a run in the named experi
 its id and UI address. With --wait it follows the run and, when the run fails, names each failed
 task with its error and pod. The parameters default to the values compiled into the YAML (the
 Ames config for `training`); --config takes them from another data-set config and --param sets
-single ones, checked against the pipeline's declared inputs.
+single ones, checked against the pipeline's declared inputs. With --schedule it creates a
+recurring run instead (one at a time, no catch-up), e.g. `monitoring` every morning.
 
 The e2e workflow (.github/workflows/e2e-kind.yml) submits `training` with `deploy=true` through
 this command against KFP on kind; the same command works from a laptop against a port-forward.
@@ -24,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -55,6 +57,29 @@ class Unreachable(Exception):
 
 
 # ---------------------------------------------------------------- parameters
+
+CRON_FIELD = re.compile(r"^[0-9A-Za-z*?/,\-]+$")
+CRON_DESCRIPTORS = frozenset({"@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly"})
+
+
+def kfp_cron(text: str) -> str:
+    """A schedule as KFP's scheduler reads it (robfig/cron: six fields, seconds first). The usual
+    five-field cron (minute hour day month weekday) gets a 0 seconds field."""
+    text = " ".join(text.split())
+    if text in CRON_DESCRIPTORS:
+        return text
+    fields = text.split(" ") if text else []
+    if len(fields) == 5:
+        fields = ["0", *fields]
+    if len(fields) != 6:
+        raise SubmitError(
+            f"--schedule {text!r}: expected five cron fields (minute hour day month weekday), KFP's six "
+            f"(seconds first) or one of {', '.join(sorted(CRON_DESCRIPTORS))}; got {len(fields)} field(s)"
+        )
+    bad = [f for f in fields if not CRON_FIELD.match(f)]
+    if bad:
+        raise SubmitError(f"--schedule {text!r}: {bad[0]!r} is not a cron field")
+    return " ".join(fields)
 
 
 def _kind(value) -> str:
@@ -387,6 +412,7 @@ class Submission:
     run_id: str
     run_url: str
     params: dict = field(default_factory=dict)
+    schedule: str = ""  # with --schedule: run_id and run_url are the recurring run's
     state: str = ""
     failed_tasks: list = field(default_factory=list)
 
@@ -445,6 +471,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--run-name", help="run display name (default: the version name)")
     p.add_argument("--service-account", help="Kubernetes service account for the run's pods (default: the server's)")
     p.add_argument("--wait", action="store_true", help="follow the run until it ends; exit 1 if it fails")
+    p.add_argument(
+        "--schedule",
+        metavar="CRON",
+        help="create a recurring run on this schedule instead of one run ('0 6 * * *': every day at 06:00)",
+    )
     p.add_argument("--timeout", type=float, default=3600, help="with --wait: seconds to wait (default 3600)")
     p.add_argument("--poll", type=float, default=10, help="with --wait: seconds between polls (default 10)")
     p.add_argument(
@@ -454,6 +485,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--summary-json", type=Path, help="also write the submission (ids, URL, state, failed tasks) as JSON here"
     )
     args = p.parse_args(argv)
+    if args.schedule is not None:
+        if args.wait:
+            p.error("--wait follows one run; --schedule starts one run per tick")
+        try:
+            args.schedule = kfp_cron(args.schedule)
+        except SubmitError as exc:
+            p.error(str(exc))
     if args.image and not args.compile:
         p.error("--image only applies with --compile (a package already names its image)")
     problem = host_problem(args.host)
@@ -495,6 +533,41 @@ def submit(args: argparse.Namespace, package: Path) -> int:
     pipeline_id, version_id = upload_version(client, package, pipeline_name, version_name, description)
     print(f"pipeline   {pipeline_name} ({pipeline_id}) version {version_name} ({version_id})")
     experiment = client.create_experiment(args.experiment)
+    shown = {
+        k: "<config JSON>" if k == "config" else mask_credentials(v) if isinstance(v, str) else v
+        for k, v in params.items()
+    }
+    ui = (args.ui_host or args.host).rstrip("/")
+    if args.schedule:
+        # One run at a time, and no backlog of missed ticks after a pause: each run scores fresh data.
+        job = client.create_recurring_run(
+            experiment.experiment_id,
+            args.run_name or version_name,
+            cron_expression=args.schedule,
+            max_concurrency=1,
+            no_catchup=True,
+            params=params,
+            pipeline_id=pipeline_id,
+            version_id=version_id,
+            service_account=args.service_account,
+        )
+        url = display_url(f"{ui}/#/recurringrun/details/{job.recurring_run_id}")
+        submission = Submission(
+            display_url(args.host),
+            pipeline_id,
+            version_id,
+            version_name,
+            experiment.experiment_id,
+            job.recurring_run_id,
+            url,
+            shown,
+            schedule=args.schedule,
+            state="SCHEDULED",
+        )
+        print(f"recurring  {job.recurring_run_id} on schedule '{args.schedule}'")
+        print(f"run url    {url}")
+        write_summary(args.summary_json, submission)
+        return 0
     run = client.run_pipeline(
         experiment.experiment_id,
         args.run_name or version_name,
@@ -504,11 +577,7 @@ def submit(args: argparse.Namespace, package: Path) -> int:
         service_account=args.service_account,
     )
     # The printed link and the summary end up in CI logs and artifacts: no credentials in them.
-    url = display_url(f"{(args.ui_host or args.host).rstrip('/')}/#/runs/details/{run.run_id}")
-    shown = {
-        k: "<config JSON>" if k == "config" else mask_credentials(v) if isinstance(v, str) else v
-        for k, v in params.items()
-    }
+    url = display_url(f"{ui}/#/runs/details/{run.run_id}")
     submission = Submission(
         display_url(args.host), pipeline_id, version_id, version_name, experiment.experiment_id, run.run_id, url, shown
     )

@@ -155,6 +155,60 @@ class Registry(_Strict):
         return self
 
 
+def _no_bool(value: Any, info) -> Any:
+    # pydantic reads `true` as 1.0 for a float: a threshold written as a flag is a mistake, not 1.
+    if isinstance(value, bool):
+        raise ValueError(f"must be a number, not {value!r}")
+    return value
+
+
+def _share() -> Any:
+    return Field(default=None, ge=0, le=1, allow_inf_nan=False)
+
+
+class ColumnThresholds(_Strict):
+    """One column's own drift thresholds; a field left out takes the `monitoring` section's value."""
+
+    psi: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    null_increase: float | None = _share()
+    unseen_fraction: float | None = _share()
+    out_of_range_fraction: float | None = _share()
+
+    _numbers = field_validator("*", mode="before")(_no_bool)
+
+
+class Monitoring(_Strict):
+    """When scored rows count as drifted from the training split (lifecycle.monitoring).
+
+    A statistic flags its column when it is strictly above its threshold, so a fraction threshold
+    of 1 switches that check off.
+    """
+
+    # 0.1-0.2 is the customary "moderate", above 0.2 the "significant" population shift.
+    psi: float = Field(default=0.2, ge=0, allow_inf_nan=False)
+    # Rise of a column's blank share over training, in share of rows (0.1 = ten percentage points).
+    null_increase: float = Field(default=0.1, ge=0, le=1, allow_inf_nan=False)
+    # Share of rows holding a category the training split never had (categorical columns).
+    unseen_fraction: float = Field(default=0.01, ge=0, le=1, allow_inf_nan=False)
+    # Share of rows below the training minimum or above the training maximum (numeric columns).
+    out_of_range_fraction: float = Field(default=0.01, ge=0, le=1, allow_inf_nan=False)
+    prediction_psi: float = Field(default=0.2, ge=0, allow_inf_nan=False)
+    # This many drifted columns (or drifted predictions) make the verdict "drifted".
+    min_drifted_columns: int = Field(default=1, ge=1)
+    columns: dict[str, ColumnThresholds] = {}
+
+    _numbers = field_validator("*", mode="before")(_no_bool)
+
+    def thresholds(self, column: str) -> dict[str, float]:
+        """The thresholds that apply to `column`: its own where set, the section's otherwise."""
+        own = self.columns.get(column)
+        fields = ("psi", "null_increase", "unseen_fraction", "out_of_range_fraction")
+        return {
+            name: getattr(own, name) if own is not None and getattr(own, name) is not None else getattr(self, name)
+            for name in fields
+        }
+
+
 class DatasetConfig(_Strict):
     name: str
     description: str = ""
@@ -168,6 +222,7 @@ class DatasetConfig(_Strict):
     split: Split = Split()
     training: Training
     registry: Registry
+    monitoring: Monitoring = Monitoring()
 
     @model_validator(mode="after")
     def _consistent(self) -> DatasetConfig:
@@ -223,6 +278,15 @@ class DatasetConfig(_Strict):
         for name in self.processing.clip:
             if name in self.columns and self.columns[name].type != "numeric":
                 problems.append(f"processing.clip names non-numeric column {name!r}")
+        # Drift is measured on the model's input columns (lifecycle.monitoring.profile).
+        inputs = {name: self.columns[name].type for name in self.feature_columns}
+        for name, own in self.monitoring.columns.items():
+            if name not in inputs:
+                problems.append(f"monitoring.columns names {name!r}, which is not a model input column")
+            elif inputs[name] == "numeric" and own.unseen_fraction is not None:
+                problems.append(f"monitoring.columns.{name}.unseen_fraction applies to categorical columns only")
+            elif inputs[name] == "categorical" and own.out_of_range_fraction is not None:
+                problems.append(f"monitoring.columns.{name}.out_of_range_fraction applies to numeric columns only")
         wrong_task = {
             "regression": {"test_roc_auc", "test_accuracy", "test_f1", "test_log_loss"},
             "classification": {"test_rmse", "test_mae", "test_rmsle", "test_r2"},

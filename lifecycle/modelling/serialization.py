@@ -19,9 +19,10 @@ TRUSTED_MODEL_TYPES = frozenset(
         # where the class lived when the first models were registered; lifecycle/features.py re-exports it
         "lifecycle.features.PrepareInputs",
         "numpy.dtype",
-        # skops leaves this out by default because its node indices are unchecked; the models here
-        # are our own, and the digest check proves the file is the one that was registered.
+        # skops leaves these two out by default because their node indices are unchecked; the models
+        # here are our own, and the digest check proves the file is the one that was registered.
         "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+        "sklearn.tree._tree.Tree",  # random_forest's trees
     }
 )
 

@@ -68,6 +68,11 @@ def _truncate(text: str) -> str:
     return cut[:amp] if amp != -1 and ";" not in cut[amp:] else cut
 
 
+def approve_command(model_name: str, version: str) -> str:
+    """What a person runs to make a version that awaits approval champion (tools.promotion)."""
+    return f"make approve MODEL={model_name} VERSION={version}"
+
+
 def _field(label: str, value: str) -> dict:
     return {"type": "mrkdwn", "text": _truncate(f"*{label}*\n{value}")}
 
@@ -107,6 +112,12 @@ def build_message(outcome: RunOutcome, environ: dict[str, str] | None = None) ->
             lines.append(metrics_line)
         if registration.get("promotion"):
             lines.append(f"Promotion: {clean(registration['promotion'])}.")
+        if registration.get("awaiting_approval"):
+            command = approve_command(clean(registration["model_name"]), clean(registration["version"]))
+            lines.append(
+                f"Version {clean(registration['version'])} awaits approval: champion did not move. Approve it with "
+                f"`{command}` (MLFLOW_TRACKING_URI set to this registry)."
+            )
         fields += [_field("Model", f"`{clean(registration['model_uri'])}`"), _field("Aliases", aliases)]
         fields += [_field(k, v) for k, v in metrics]
     elif succeeded:

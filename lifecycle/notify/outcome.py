@@ -123,6 +123,8 @@ def registered_by_run(model_name: str, run_id: str, client=None) -> dict[str, An
         "model_uri": f"models:/{model_name}/{version.version}",
         "aliases": sorted(version.aliases),
         "promotion": version.tags.get("promotion", ""),
+        # lifecycle.registry.policy's APPROVAL_TAG and PENDING, not imported: that pulls in the trainer.
+        "awaiting_approval": version.tags.get("approval") == "pending",
         "metrics": metrics,
         "run_id": version.run_id,
     }

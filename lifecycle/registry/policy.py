@@ -1,10 +1,11 @@
 """The promotion policy: a challenger displaces the champion only when it is better on the same
-holdout by more than the margin, and the registry is read failing closed."""
+holdout by more than the margin, and the registry is read failing closed. With
+`registry.promotion: manual` a better version waits for a person (lifecycle.registry.approval)."""
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import pandas as pd
 
@@ -17,6 +18,10 @@ log = logging.getLogger(__name__)
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
+# A version tag: PENDING while a better version waits for a person to approve it, then APPROVED.
+APPROVAL_TAG = "approval"
+PENDING = "pending"
+APPROVED = "approved"
 
 
 @dataclass
@@ -27,6 +32,8 @@ class Promotion:
     challenger_value: float
     champion_version: str | None = None
     champion_value: float | None = None
+    margin: float | None = None
+    awaiting_approval: bool = False  # better, but registry.promotion is manual: champion did not move
 
 
 def alias_version(client, model_name: str, alias: str) -> str | None:
@@ -73,19 +80,34 @@ def decide_promotion(
     value = metrics[metric]
     champion = alias_version(client, model_name, CHAMPION)
     if champion is None:
-        return Promotion(True, "no champion yet", metric, value)
+        return Promotion(True, "no champion yet", metric, value, margin=margin)
     champion_model = _champion_model(model_name, champion)
     try:
         champion_value = holdout_metrics(champion_model, test, config)[metric]
     except Exception as exc:
         log.warning("champion v%s could not be scored on this holdout: %s", champion, exc)
         return Promotion(
-            False, f"champion v{champion} could not be scored on this holdout ({exc}); kept", metric, value, champion
+            False,
+            f"champion v{champion} could not be scored on this holdout ({exc}); kept",
+            metric,
+            value,
+            champion,
+            margin=margin,
         )
     promote = beats(value, champion_value, metric, margin)
     verdict = "beats" if promote else "does not beat"
     reason = f"{metric} {value:.5f} {verdict} champion v{champion} {champion_value:.5f} by more than {margin:g}"
-    return Promotion(promote, reason, metric, value, champion, champion_value)
+    return Promotion(promote, reason, metric, value, champion, champion_value, margin)
+
+
+def apply_mode(promotion: Promotion, mode: str) -> Promotion:
+    """With `registry.promotion: manual`, a version that would take `champion` waits for a person instead."""
+    if mode == "auto" or not promotion.promote:
+        return promotion
+    if mode != "manual":
+        raise RegistrationError(f"registry.promotion {mode!r} is neither auto nor manual")
+    reason = f"{promotion.reason}; awaits approval (registry.promotion: manual)"
+    return replace(promotion, promote=False, awaiting_approval=True, reason=reason)
 
 
 def _champion_model(model_name: str, version: str):

@@ -5,7 +5,10 @@ with a signature inferred from the training frame, so a server needs only the ra
 version is created with the stored model file's sha256 as its `model_sha256` tag, which every later
 load checks (lifecycle.registry.registered_model).
 A new version always gets alias `challenger`; `champion` moves to it only when it beats the
-current champion on the same holdout by the configured margin. The champion is scored before the
+current champion on the same holdout by the configured margin, and, with `registry.promotion:
+manual`, only once a person approves it (lifecycle.registry.approval): until then the version is
+tagged `approval=pending`. Every move of `champion` is recorded in the registry
+(lifecycle.registry.history) under the lock, right after the move. The champion is scored before the
 promotion lock (lifecycle.registry.lock) is taken; under the lock the champion is read again and
 the aliases move only if it is unchanged, so registrations running at once cannot both move it.
 
@@ -28,8 +31,17 @@ from lifecycle.modelling.features import features_and_target
 from lifecycle.modelling.serialization import UntrustedModelError, model_bytes
 from lifecycle.registry.aliases import AliasChanges
 from lifecycle.registry.errors import RegistrationError
+from lifecycle.registry.history import ChampionHistory
 from lifecycle.registry.lock import PromotionLock
-from lifecycle.registry.policy import CHALLENGER, CHAMPION, Promotion, decide_promotion
+from lifecycle.registry.policy import (
+    APPROVAL_TAG,
+    CHALLENGER,
+    CHAMPION,
+    PENDING,
+    Promotion,
+    apply_mode,
+    decide_promotion,
+)
 from lifecycle.registry.registered_model import MODEL_SHA256_TAG, stored_digest
 from lifecycle.registry.tracking import tracking_uri, wait_for_tracking_server
 from lifecycle.urls import mask_credentials
@@ -112,7 +124,7 @@ def register_model(
 
     tags = {**lineage, "dataset": config.name, "task": config.task}
     version = changes = run_id = None
-    lock = None
+    lock = recorded = None
     try:
         mlflow.set_tracking_uri(uri)
         client = MlflowClient(uri)
@@ -125,9 +137,12 @@ def register_model(
         version = _register_version(model_uri, model_name, version_tags)
         lock = PromotionLock(client, model_name)
         changes = AliasChanges(client, model_name, version)
-        promotion = _promote(client, lock, changes, test, config, metrics, margin)
+        recorded = ChampionHistory(client, model_name)
+        by = f"pipeline run {lineage['pipeline_run_id']}" if lineage.get("pipeline_run_id") else f"run {run_id}"
+        promotion = _promote(client, lock, changes, recorded, by, test, config, metrics, margin)
     except BaseException as exc:
-        clean = run_id is None or _roll_back(client, model_name, run_id, version, changes)  # under the lock if held
+        # under the lock if held
+        clean = run_id is None or _roll_back(client, model_name, run_id, version, changes, recorded)
         if lock is not None:
             lock.release_quietly()
         if not isinstance(exc, Exception):
@@ -171,17 +186,29 @@ def _register_version(model_uri: str, model_name: str, tags: dict[str, str]) -> 
     return str(mlflow.register_model(model_uri, model_name, tags=tags).version)
 
 
-def _promote(client, lock: PromotionLock, changes: AliasChanges, test, config, metrics, margin) -> Promotion:
+def _promote(
+    client,
+    lock: PromotionLock,
+    changes: AliasChanges,
+    recorded: ChampionHistory,
+    by: str,
+    test,
+    config,
+    metrics,
+    margin,
+) -> Promotion:
     """Decides outside the lock (scoring the champion takes a while), then confirms and moves under it.
 
     The decision stands only if the champion is the one it was taken against; if another
     registration moved it meanwhile, the lock is let go and the new champion is scored.
     """
     for _ in range(DECISION_ATTEMPTS):
-        promotion = decide_promotion(client, changes.model_name, test, config, metrics, margin)
+        promotion = apply_mode(
+            decide_promotion(client, changes.model_name, test, config, metrics, margin), config.registry.promotion
+        )
         lock.acquire()
         if changes.read(CHAMPION) == promotion.champion_version:
-            _move_aliases(client, lock, changes, promotion)
+            _move_aliases(client, lock, changes, recorded, by, promotion)
             lock.release()  # raises if the lock was lost meanwhile: the moves are then rolled back
             return promotion
         log.info(
@@ -196,24 +223,47 @@ def _promote(client, lock: PromotionLock, changes: AliasChanges, test, config, m
     )
 
 
-def _move_aliases(client, lock: PromotionLock, changes: AliasChanges, promotion: Promotion) -> None:
-    """Under the lock: challenger, the decision on the version and the run, then champion last,
-    so a registration that fails never leaves champion on its version."""
+def _move_aliases(
+    client, lock: PromotionLock, changes: AliasChanges, recorded: ChampionHistory, by: str, promotion: Promotion
+) -> None:
+    """Under the lock: challenger, the decision on the version and the run, then champion last and
+    its history entry, so a registration that fails never leaves champion on its version."""
     import mlflow
 
     changes.read(CHALLENGER)
     lock.check()
     changes.move(CHALLENGER)
     client.set_model_version_tag(changes.model_name, changes.version, "promotion", promotion.reason)
+    if promotion.awaiting_approval:
+        client.set_model_version_tag(changes.model_name, changes.version, APPROVAL_TAG, PENDING)
     mlflow.set_tags({"registered_version": changes.version, "promoted": str(promotion.promote).lower()})
     mlflow.end_run()
     if promotion.promote:
         lock.check()
         changes.move(CHAMPION)
+        recorded.record(
+            changes.found[CHAMPION],
+            changes.version,
+            "promotion",
+            by,
+            metric=promotion.metric,
+            new=promotion.challenger_value,
+            old=promotion.champion_value,
+            margin=promotion.margin,
+            note=promotion.reason,
+        )
 
 
-def _roll_back(client, model_name: str, run_id: str, version: str | None, changes: AliasChanges | None) -> bool:
-    """Best effort, each step on its own: aliases back, then the version, then the run marked failed.
+def _roll_back(
+    client,
+    model_name: str,
+    run_id: str,
+    version: str | None,
+    changes: AliasChanges | None,
+    recorded: ChampionHistory | None = None,
+) -> bool:
+    """Best effort, each step on its own: aliases back, their history entries, then the version,
+    then the run marked failed.
 
     The version is deleted only when no alias can still point at it: deleting a version deletes
     its aliases, and `champion` must never vanish. Without a version number, the registry may
@@ -222,8 +272,10 @@ def _roll_back(client, model_name: str, run_id: str, version: str | None, change
     """
     import mlflow
 
-    clean = changes is None or changes.undo()
-    if clean:
+    aliases_back = changes is None or changes.undo()
+    # A history entry stays only while its move may stand.
+    clean = aliases_back and (recorded is None or recorded.undo())
+    if aliases_back:
         for withdrawn in [version] if version else _versions_of_run(client, model_name, run_id):
             try:
                 client.delete_model_version(model_name, withdrawn)

@@ -26,6 +26,7 @@ from lifecycle.dataset.storage import (
     written_whole,
 )
 from lifecycle.registry.registered_model import load_registered
+from lifecycle.scoring.sample import UniformSample
 
 
 class SchemaMismatchError(ValueError):
@@ -114,6 +115,8 @@ class ScoringResult:
     output_uri: str
     model_uri: str  # the version scored with (models:/NAME/VERSION), whatever alias was asked for
     model_sha256: str
+    # A uniform sample of the scored rows and their predictions, aligned, for the drift check.
+    sample: tuple[pd.DataFrame, pd.DataFrame] | None = None
 
 
 def check_output_uri(uri: str) -> None:
@@ -128,13 +131,19 @@ def check_output_uri(uri: str) -> None:
 
 
 def score_file(
-    model_uri: str, input_uri: str, output_path: Path, chunk_rows: int = 50_000, output_uri: str = ""
+    model_uri: str,
+    input_uri: str,
+    output_path: Path,
+    chunk_rows: int = 50_000,
+    output_uri: str = "",
+    sample_rows: int = 0,
 ) -> ScoringResult:
     """Scores `input_uri` chunk by chunk into a Parquet file (and copies it to `output_uri`).
 
     `model_uri` (models:/NAME@ALIAS or models:/NAME/VERSION) is resolved once to a version, whose
     verified files score every chunk. The file appears at `output_path` only once every row is
-    scored: a failure in a later chunk leaves no partial predictions behind.
+    scored: a failure in a later chunk leaves no partial predictions behind. With `sample_rows`,
+    a uniform sample of that many scored rows (inputs and predictions) comes back as well.
     """
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -151,6 +160,7 @@ def score_file(
         text_columns = [c.name for c in columns if c.kind == "string"]
         rows = chunks = 0
         writer = None
+        sample = UniformSample(sample_rows) if sample_rows > 0 else None
         # Expanded once, a block at a time and capped like ingest, so a compressed bomb is refused by name.
         local = expanded(fetch_to_file(input_uri, Path(scratch) / Path(input_uri).name), input_uri)
         try:
@@ -163,6 +173,8 @@ def score_file(
                     scored = predict_frame(model, conformed)
                 except ValueError as exc:
                     raise UnscorableRowsError(f"{where}: the model cannot score these rows: {exc}") from exc
+                if sample is not None:
+                    sample.add(conformed, scored)
                 scored.insert(0, "row", np.arange(rows, rows + len(chunk), dtype="int64"))
                 table = pa.Table.from_pandas(scored, preserve_index=False)
                 if writer is None:
@@ -179,4 +191,11 @@ def score_file(
             raise SchemaMismatchError(f"{input_uri} has no rows to score")
     if output_uri:
         upload_file(output_path, output_uri)
-    return ScoringResult(rows, chunks, output_uri or str(output_path), trusted.version.uri, trusted.sha256)
+    return ScoringResult(
+        rows,
+        chunks,
+        output_uri or str(output_path),
+        trusted.version.uri,
+        trusted.sha256,
+        tuple(sample.frames()) if sample is not None else None,
+    )

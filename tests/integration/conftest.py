@@ -138,7 +138,7 @@ def model_folder(download_uri, tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="package")
-def batch_scored(stack, trained, tmp_path_factory) -> dict:
+def batch_scored(stack, trained, quick_ames, tmp_path_factory) -> dict:
     """`batch-scoring` with the champion on the S3 data, its predictions copied to S3 and read back."""
     import pandas as pd
 
@@ -148,7 +148,7 @@ def batch_scored(stack, trained, tmp_path_factory) -> dict:
     output_uri = f"s3://{stack.data_bucket}/predictions/{MODEL}-champion.parquet"
     log = stack.workdir / "logs" / "batch-scoring.log"
     with step_log(log):
-        result = run_scoring(trained.data_uri, MODEL, stack.workdir, output_uri=output_uri)
+        result = run_scoring(quick_ames, trained.data_uri, stack.workdir, MODEL, output_uri=output_uri)
     local = tmp_path_factory.mktemp("predictions") / "predictions.parquet"
     location = parse_s3_uri(output_uri)
     s3_client().fget_object(location.bucket, location.key, str(local))

@@ -113,3 +113,22 @@ def test_a_candidate_that_cannot_be_scored_is_never_chosen(ames_raw, ames_config
     assert select_best([broken, working], config) is working
     with pytest.raises(ValueError, match=r"no candidate could be cross-validated: 00-first: 3 of 3 folds"):
         select_best([broken], config)
+
+
+@pytest.mark.parametrize("task", ["regression", "classification"])
+def test_every_estimator_family_survives_the_trusted_round_trip(task, telco_split, telco_config, ames_raw, ames_config):
+    """A family a config can name must be one the pipeline can carry between steps and register."""
+    from lifecycle.modelling.estimators import ESTIMATORS
+    from lifecycle.modelling.serialization import model_bytes, model_from_bytes
+
+    config = telco_config if task == "classification" else ames_config
+    train = telco_split[0] if task == "classification" else split_frame(process_frame(ames_raw, config), config)[0]
+    train = train.head(300)
+    X, _ = features_and_target(train, config)
+    families = sorted(name for name, tasks in ESTIMATORS.items() if task in tasks)
+    for family in families:
+        small = {"random_forest": {"n_estimators": 2}, "hist_gradient_boosting": {"max_iter": 5}}.get(family, {})
+        candidate = {"id": family, "estimator": family, "params": small}
+        model = fit_model(train, build_featurizer(config).fit(X), candidate, config)
+        loaded = model_from_bytes(model_bytes(model), family)
+        np.testing.assert_array_equal(loaded.predict(X), model.predict(X), err_msg=family)

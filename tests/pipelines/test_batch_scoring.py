@@ -5,6 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from tests.conftest import AMES_CONFIG, TELCO_CONFIG
 from tools.run_local import run_scoring
 
 pytestmark = pytest.mark.pipeline
@@ -16,7 +17,7 @@ def test_ames_predictions_in_chunks_equal_the_champion_predict(ames_run, workdir
     rows.to_parquet(source, row_group_size=250)
     copy = tmp_path / "copy" / "predictions.parquet"
 
-    result = run_scoring(str(source), "ames-house-prices", workdir, chunk_rows=300, output_uri=str(copy))
+    result = run_scoring(AMES_CONFIG, str(source), workdir, chunk_rows=300, output_uri=str(copy))
 
     assert (result["rows"], result["chunks"]) == (1000, 4)
     scored = pd.read_parquet(result["predictions"])
@@ -31,7 +32,7 @@ def test_telco_csv_gets_labels_and_class_probabilities(telco_run, workdir, tmp_p
     source = tmp_path / "rows.csv"
     rows.to_csv(source, index=False)
 
-    result = run_scoring(str(source), "telco-churn", workdir, chunk_rows=200)
+    result = run_scoring(TELCO_CONFIG, str(source), workdir, chunk_rows=200)
 
     assert (result["rows"], result["chunks"]) == (500, 3)
     scored = pd.read_parquet(result["predictions"])
@@ -49,6 +50,6 @@ def test_rows_missing_a_signature_column_fail_naming_it(ames_run, workdir, tmp_p
     rows.to_csv(source, index=False)
 
     with pytest.raises(RuntimeError, match="score-batch"):
-        run_scoring(str(source), "ames-house-prices", workdir)
+        run_scoring(AMES_CONFIG, str(source), workdir)
     output = capfd.readouterr()
     assert "missing column(s): Gr_Liv_Area" in output.out + output.err

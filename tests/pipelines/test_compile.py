@@ -14,7 +14,7 @@ import compile as compile_py
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPILED = ROOT / "compiled"
-PIPELINES = ["training", "batch-scoring"]
+PIPELINES = ["training", "batch-scoring", "deploy", "monitoring"]
 # Steps that change something outside KFP: a cached result would skip the change.
 SIDE_EFFECT_COMPONENTS = {"comp-register-model", "comp-score-batch", "comp-deploy-model", "comp-notify-outcome"}
 SENTINELS = {
@@ -28,6 +28,8 @@ SENTINELS = {
 MLFLOW_EXECUTORS = {
     "training": {"exec-register-model", "exec-deploy-model", "exec-notify-outcome"},
     "batch-scoring": {"exec-score-batch"},
+    "deploy": {"exec-deploy-model"},
+    "monitoring": {"exec-score-batch", "exec-register-model", "exec-deploy-model", "exec-notify-outcome"},
 }
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 import subprocess
 import sys
 import threading
@@ -418,3 +419,103 @@ def test_a_succeeded_run_has_no_failed_tasks():
         }
     )
     assert submit.failed_tasks(run) == []
+
+
+# ---------------------------------------------------------------- recurring runs
+
+
+@pytest.mark.parametrize(
+    ("text", "cron"),
+    [
+        ("0 6 * * *", "0 0 6 * * *"),
+        ("  */15  *  * * 1-5 ", "0 */15 * * * 1-5"),
+        ("30 0 6 ? * MON", "30 0 6 ? * MON"),
+        ("@daily", "@daily"),
+    ],
+)
+def test_a_schedule_is_given_to_kfp_with_seconds_first(text, cron):
+    assert submit.kfp_cron(text) == cron
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("", "got 0 field"),
+        ("6 * * *", "got 4 field"),
+        ("0 0 6 * * * 2027", "got 7 field"),
+        ("0 6 * * ;rm", "';rm' is not a cron field"),
+        ("@fortnightly", "got 1 field"),
+    ],
+)
+def test_a_schedule_that_is_not_cron_is_refused_naming_it(text, problem):
+    with pytest.raises(submit.SubmitError, match=re.escape(problem)):
+        submit.kfp_cron(text)
+
+
+def test_schedule_and_wait_together_are_refused(capsys):
+    with pytest.raises(SystemExit) as exited:
+        submit.parse_args(["--experiment", "x", "--schedule", "0 6 * * *", "--wait"])
+    assert exited.value.code == 2 and "--wait follows one run" in capsys.readouterr().err
+
+
+class _PipelinesApi(QuietHandler):
+    """The KFP v2beta1 endpoints `tools.submit --schedule` calls, answering as the API server does;
+    every request the real kfp.Client sends is kept."""
+
+    requests: list
+
+    def _answer(self):
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self.requests.append((self.command, self.path.split("?")[0], body))
+        path = self.path.split("?")[0]
+        answers = {
+            ("GET", "/apis/v2beta1/healthz"): {"commit_sha": "x"},
+            ("GET", "/apis/v2beta1/pipelines"): {},  # no pipeline of that name yet
+            ("POST", "/apis/v2beta1/pipelines/upload"): {"pipeline_id": "p1", "display_name": "monitoring"},
+            ("GET", "/apis/v2beta1/pipelines/p1/versions"): {"pipeline_versions": [{"pipeline_version_id": "v1"}]},
+            ("GET", "/apis/v2beta1/experiments"): {},
+            ("POST", "/apis/v2beta1/experiments"): {"experiment_id": "e1", "display_name": "monitoring"},
+        }
+        if (self.command, path) == ("POST", "/apis/v2beta1/recurringruns"):
+            answer = {"recurring_run_id": "r1", **json.loads(body)}
+        else:
+            answer = answers.get((self.command, path))
+        data = json.dumps(answer if answer is not None else {"error": "not found"}).encode()
+        self.send_response(200 if answer is not None else 404)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    do_GET = do_POST = _answer
+
+
+def test_a_schedule_creates_one_recurring_run_with_the_configs_parameters(tmp_path, capsys):
+    handler = type("Handler", (_PipelinesApi,), {"requests": []})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    summary = tmp_path / "submission.json"
+    try:
+        code = submit.main(
+            [
+                *("--host", f"http://127.0.0.1:{server.server_address[1]}", "--experiment", "monitoring"),
+                *("--pipeline", "monitoring", "--config", str(ROOT / "configs" / "telco_churn.yaml")),
+                *("--param", "input_uri=s3://data/today.csv", "--schedule", "0 6 * * *"),
+                *("--summary-json", str(summary)),
+            ]
+        )
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert code == 0, capsys.readouterr().err
+    [created] = [json.loads(body) for method, path, body in handler.requests if path.endswith("/recurringruns")]
+    assert not [path for _, path, _ in handler.requests if path.endswith("/runs")]  # no one-off run as well
+    assert created["trigger"] == {"cron_schedule": {"cron": "0 0 6 * * *"}}
+    assert int(created["max_concurrency"]) == 1 and created["no_catchup"] is True
+    assert created["pipeline_version_reference"] == {"pipeline_id": "p1", "pipeline_version_id": "v1"}
+    parameters = created["runtime_config"]["parameters"]
+    assert parameters["input_uri"] == "s3://data/today.csv" and parameters["model_name"] == "telco-churn"
+    assert json.loads(parameters["config"])["name"] == "telco_churn"
+    written = json.loads(summary.read_text())
+    assert (written["run_id"], written["schedule"], written["state"]) == ("r1", "0 0 6 * * *", "SCHEDULED")
+    assert written["run_url"].endswith("/#/recurringrun/details/r1")
