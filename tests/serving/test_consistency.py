@@ -43,7 +43,7 @@ def test_text_that_pandas_would_read_as_missing_scores_as_the_client_sends_it(
     read the same way (pandas alone reads "NA", "None", "null" as missing)."""
     rows = ames_rows.head(60).copy()
     rows["Mas_Vnr_Type"] = (["NA", "None", "null", None] * 15)[: len(rows)]
-    batch = batch_scored(rows, ames_model.name, workdir, tmp_path)
+    batch = batch_scored(rows, AMES_CONFIG, ames_model.name, workdir, tmp_path)
     v1 = ames_server.predict_v1({"instances": records(rows)})
     assert v1.status_code == 200
     np.testing.assert_array_equal(v1.json()["predictions"], batch["prediction"].to_numpy())
