@@ -123,8 +123,6 @@ def _shown(version: str | None) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    # Unreadable history entries are shown in the table or named by the refusal: not logged again.
-    logging.getLogger("lifecycle.registry.history").setLevel(logging.ERROR)
     from lifecycle.urls import mask_credentials
 
     try:
@@ -141,4 +139,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    # Unreadable history entries are shown in the table or named by the refusal: not logged again.
+    logging.getLogger("lifecycle.registry.history").setLevel(logging.ERROR)
     sys.exit(main())

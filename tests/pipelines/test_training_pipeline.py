@@ -28,11 +28,11 @@ def test_telco_meets_its_quality_bar(telco_run):
 def test_registered_version_carries_lineage_and_reports(ames_run):
     client = MlflowClient(os.environ["MLFLOW_TRACKING_URI"])
     version = client.get_model_version(ames_run["model_name"], ames_run["version"])
-    for tag in ("data_sha256", "config_sha256", "git_commit", "pipeline_run_id", "test_rmsle"):
+    for tag in ("data_sha256", "config_sha256", "git_commit", "pipeline_run_id", "test_rmsle", "profile_sha256"):
         assert tag in version.tags, tag
     assert len(version.tags["data_sha256"]) == 64
     artifacts = {a.path for a in client.list_artifacts(ames_run["run_id"], "reports")}
-    assert artifacts == {"reports/evaluation.html", "reports/validation.md"}
+    assert artifacts == {"reports/evaluation.html", "reports/validation.md", "reports/profile.json"}
     page = mlflow.artifacts.load_text(f"runs:/{ames_run['run_id']}/reports/evaluation.html")
     assert "<h2>Holdout metrics (586 rows)</h2>" in page and page.count("data:image/png") == 2
     validation = mlflow.artifacts.load_text(f"runs:/{ames_run['run_id']}/reports/validation.md")
