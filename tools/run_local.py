@@ -337,7 +337,7 @@ def main(argv: list[str] | None = None) -> int:
             f"\nscored {result['rows']} rows with {result['scored_with']} -> {shown(result['predictions'])}"
             + (f" (copied to {result['copied_to']})" if result["copied_to"] else "")
         )
-        print(f"drift      {result['verdict']}: {result['summary']}")
+        print(f"drift      {result['summary']}")
         print(f"report     {shown(result['report'])} (HTML; in MLflow: {result['report_in_mlflow']})")
         print(f"log        {shown(log)}")
     else:

@@ -154,7 +154,9 @@ def test_scoring_is_as_quiet_and_json_leaves_stdout_to_the_json(trained, quick_c
     done = cli("score", "--config", str(quick_config), "--workdir", str(workdir))
     assert done.returncode == 0, done.stderr
     assert task_lines(done.stdout) == [("score-batch", "SUCCESS")]
-    assert "scored 2930 rows -> " in done.stdout and "Got executor_input" in named_log(done.stdout).read_text()
+    assert "scored 2930 rows with models:/ames-house-prices/1 -> " in done.stdout
+    assert "Got executor_input" in named_log(done.stdout).read_text()
+    assert re.search(r"^drift      stable: 0 of \d+ columns drifted", done.stdout, re.M), done.stdout
 
     done = cli("score", "--config", str(quick_config), "--workdir", str(workdir), "--json")
     assert done.returncode == 0, done.stderr

@@ -118,7 +118,8 @@ def test_config_params_match_what_compile_puts_in(training_inputs):
     assert json.loads(from_config["config"]) == json.loads(compiled["config"])
     assert from_config["data_uri"] == compiled["data_uri"] and from_config["model_name"] == compiled["model_name"]
     telco = submit.config_params(ROOT / "configs" / "telco_churn.yaml", submit.pipeline_inputs(SCORING_YAML))
-    assert set(telco) == {"input_uri", "model_name"} and telco["input_uri"].endswith("telco_churn.csv.gz")
+    assert set(telco) == {"config", "input_uri", "model_name"} and telco["input_uri"].endswith("telco_churn.csv.gz")
+    assert json.loads(telco["config"])["monitoring"]["psi"] == 0.2  # the drift thresholds travel with it
 
 
 def test_a_bad_config_file_is_named(tmp_path, training_inputs):
