@@ -102,8 +102,10 @@ class TabularModel(Model):
         model_version: str | None = None,
         model_sha256: str | None = None,
         limits: RequestLimits | None = None,
+        input_quality: bool = True,
     ):
         super().__init__(name)
+        self.input_quality = input_quality  # count blanks, unseen categories, out-of-range numbers (/metrics)
         self.model_uri = model_uri
         self.settings = settings or BatchSettings()
         self.model_version = model_version  # V2 answers carry it, so a client sees which version answered
@@ -135,7 +137,8 @@ class TabularModel(Model):
     def _start_serving(self) -> None:
         """What a process needs beside the loaded model: the batcher, the native thread pools' handle
         and the data-quality counters."""
-        self.quality = InputQuality(self.name, QualityChecks.of(self.schema, self.layout, self.input_ranges))
+        if self.input_quality:
+            self.quality = InputQuality(self.name, QualityChecks.of(self.schema, self.layout, self.input_ranges))
         s = self.settings
         self.batcher = DynamicBatcher(
             self._score,
@@ -176,14 +179,14 @@ class TabularModel(Model):
     def _score(self, columns: dict[str, list], rows: int, sizes: list[int], counted: bool = True) -> list[Scored]:
         numbers = numeric_block(columns, self.layout)
         frame = frame_from_columns(columns, self.layout, numbers)
-        counts = self.quality.count(columns, numbers, rows)
+        counts = self.quality.count(columns, numbers, rows) if self.quality else None
         if rows >= self.settings.parallel_rows:
             # Small batches run on one OpenMP thread (serving/__main__.py); a large one is worth all cores.
             with self._threads.limit(limits=os.cpu_count(), user_api="openmp"):
                 scored = self._predict(frame, sizes)
         else:
             scored = self._predict(frame, sizes)
-        if counted:
+        if counted and self.quality:
             self.quality.record(counts)
         return scored
 

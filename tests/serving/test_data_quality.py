@@ -109,3 +109,17 @@ def test_telco_counts_a_blank_number_and_a_number_below_its_range(telco_server, 
         ("nulls_total", "telco", "total_charges"): 2,
         ("out_of_range_total", "telco", "monthly_charges"): 1,
     }
+
+
+def test_counting_can_be_turned_off_and_answers_stay_the_same(ames_server, ames_model, ames_rows, tmp_path):
+    from tests.serving.conftest import start_server, stop_server
+
+    body = {"inputs": v2_tensors(ames_rows.head(3))}
+    server = start_server(ames_model.uri, "ames", tmp_path / "off.log", "--no-input-quality")
+    try:
+        answer = server.infer_v2(body)
+        series = server.metrics(COUNTERS)
+    finally:
+        stop_server(server)
+    assert answer.status_code == 200 and answer.json()["outputs"] == ames_server.infer_v2(body).json()["outputs"]
+    assert series == {}, "no data-quality series without counting"
