@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 CONFIG ?= configs/ames.yaml
 STAMP := $(VENV)/.installed
 
-.PHONY: help venv run score monitor serve approve rollback history test test-fast lint format compile compile-check benchmark benchmark-serving \
+.PHONY: help venv run score monitor serve approve rollback history test test-fast lint format compile compile-check benchmark benchmark-serving benchmark-input-quality \
 	init-config report-screenshots clean
 .DEFAULT_GOAL := help
 
@@ -91,6 +91,10 @@ benchmark: venv
 ## Our predictor vs mlflow models serve, MLServer and in-process predict (after `make run`).
 benchmark-serving: venv
 	$(BIN)/python -m benchmarks.serving
+
+## What the predictor's data-quality counters cost: with and without them, c32 in turns (after `make run`).
+benchmark-input-quality: venv
+	$(BIN)/python -m benchmarks.input_quality
 
 ## Draft a data-set config from a file: DATA=path TARGET=column [OUT=configs/NAME.yaml] [TASK=regression|classification].
 init-config: venv

@@ -25,9 +25,10 @@ def register_model(
     The current champion is scored on this run's holdout; the new version takes `champion` only
     if it beats it on the config's metric by more than `promotion_margin`. Tracking URI from
     MLFLOW_TRACKING_URI. The version carries its reference profile (reports/profile.json, its
-    sha256 a version tag) for the drift check of every later scoring run. Then the version's model
-    card (lifecycle.modelling.model_card) goes to the `model_card` artifact and to `model_card.html`
-    in the version's run.
+    sha256 a version tag) for the drift check of every later scoring run, and its MLmodel the
+    numeric columns' training ranges (`metadata.input_ranges`) for the predictor's out-of-range
+    counters. Then the version's model card (lifecycle.modelling.model_card) goes to the
+    `model_card` artifact and to `model_card.html` in the version's run.
 
     Args:
         model: The fitted pipeline (featurizer + estimator).
@@ -62,6 +63,7 @@ def register_model(
     from lifecycle.monitoring.reference import (
         PROFILE_FILE,
         PROFILE_SHA256_TAG,
+        profile_ranges,
         profile_sha256,
         reference_profile_text,
     )
@@ -101,6 +103,7 @@ def register_model(
             "dataset": cfg.name,
             "promotion_margin": promotion_margin,
         },
+        input_ranges=profile_ranges(profile),
     )
     print(json.dumps(registration.to_dict(), indent=2))
 

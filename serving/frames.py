@@ -63,15 +63,26 @@ def _flags(values: Sequence) -> np.ndarray:
     return np.array(values, dtype=object if None in values else bool)
 
 
-def frame_from_blocks(columns: dict[str, Sequence], layout: FrameLayout) -> pd.DataFrame:
-    """The frame from one block per dtype, with pandas' block API (`pandas.core.internals`)."""
+def numeric_block(columns: dict[str, Sequence], layout: FrameLayout) -> np.ndarray | None:
+    """The numeric columns as one float64 array, one row per column in `layout.numbers` order
+    (None -> NaN); None when the signature has no numeric column."""
+    if not layout.numbers:
+        return None
+    return np.array([columns[name] for name in layout.numbers], dtype="float64")
+
+
+def frame_from_blocks(
+    columns: dict[str, Sequence], layout: FrameLayout, numbers: np.ndarray | None = None
+) -> pd.DataFrame:
+    """The frame from one block per dtype, with pandas' block API (`pandas.core.internals`).
+    `numbers` is the numeric block when it is already built (`numeric_block`)."""
     from pandas.core.internals import BlockManager
     from pandas.core.internals.api import make_block
 
     rows = len(columns[layout.kinds[0][0]])
     blocks = []
     if layout.numbers:
-        values = np.array([columns[name] for name in layout.numbers], dtype="float64")
+        values = numeric_block(columns, layout) if numbers is None else numbers
         blocks.append(make_block(values, placement=layout.number_positions))
     if layout.texts:
         values = np.empty((len(layout.texts), rows), dtype=object)
@@ -84,13 +95,17 @@ def frame_from_blocks(columns: dict[str, Sequence], layout: FrameLayout) -> pd.D
     return pd.DataFrame._from_mgr(manager, axes=manager.axes)
 
 
-def frame_from_dict(columns: dict[str, Sequence], layout: FrameLayout) -> pd.DataFrame:
-    """The same frame with pandas' public constructor: one array per column."""
+def frame_from_dict(
+    columns: dict[str, Sequence], layout: FrameLayout, numbers: np.ndarray | None = None
+) -> pd.DataFrame:
+    """The same frame with pandas' public constructor: one array per column (a numeric one from
+    its row of `numbers` when that is given)."""
     arrays = {}
+    number_row = {name: i for i, name in enumerate(layout.numbers)} if numbers is not None else {}
     for name, kind in layout.kinds:
         values = columns[name]
         if kind in ("number", "integer"):
-            arrays[name] = np.array(values, dtype="float64")
+            arrays[name] = numbers[number_row[name]] if numbers is not None else np.array(values, dtype="float64")
         elif kind == "boolean":
             arrays[name] = _flags(values)
         else:
@@ -101,14 +116,17 @@ def frame_from_dict(columns: dict[str, Sequence], layout: FrameLayout) -> pd.Dat
     return pd.DataFrame(arrays, index=pd.RangeIndex(rows), columns=layout.labels, copy=False)
 
 
-def frame_from_columns(columns: dict[str, Sequence], layout: FrameLayout) -> pd.DataFrame:
+def frame_from_columns(
+    columns: dict[str, Sequence], layout: FrameLayout, numbers: np.ndarray | None = None
+) -> pd.DataFrame:
     """The batch's frame: from blocks until the block API fails once (a pandas without it, or
-    with another signature), from then on with the public constructor; the same frame either way."""
+    with another signature), from then on with the public constructor; the same frame either way.
+    `numbers` is the numeric block when the caller built it already (`numeric_block`)."""
     global _block_api_error
     if _block_api_error is None:
         try:
-            return frame_from_blocks(columns, layout)
+            return frame_from_blocks(columns, layout, numbers)
         except _BLOCK_API_ERRORS as exc:
             _block_api_error = f"{type(exc).__name__}: {exc}"
             log.warning("pandas' block API failed (%s); frames are built with pd.DataFrame", _block_api_error)
-    return frame_from_dict(columns, layout)
+    return frame_from_dict(columns, layout, numbers)

@@ -35,6 +35,7 @@ class LoadedModel:
     sklearn_version: str
     sha256: str  # of the model file, as registered
     classes: list | None  # class labels when the model has predict_proba
+    metadata: Any = None  # MLmodel's `metadata`, as the file has it: not covered by the digest
 
 
 def _trusted(model_uri: str, expected_sha256: str | None) -> TrustedModel:
@@ -84,4 +85,5 @@ def load_model(model_uri: str, expected_sha256: str | None = None) -> LoadedMode
         sklearn_version=trusted.sklearn_version,
         sha256=trusted.sha256,
         classes=classes,
+        metadata=trusted.meta.metadata,
     )

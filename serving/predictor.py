@@ -24,9 +24,10 @@ from serving.checks import check_value_count, request_id, rows_from_v1, rows_fro
 from serving.columns import InputSchema, category_values
 from serving.decoding import TypedDecoders, rows_from_v1_typed, rows_from_v2_typed
 from serving.errors import TOO_DEEP, ModelLoadError, RequestError, RouteNotOffered
-from serving.frames import FrameLayout, frame_from_columns
+from serving.frames import FrameLayout, frame_from_columns, numeric_block
 from serving.limits import RequestLimits
 from serving.loading import LoadedModel, load_model
+from serving.quality import InputQuality, QualityChecks, input_ranges
 from serving.routes import install_routes
 from serving.rows import Rows
 
@@ -101,8 +102,10 @@ class TabularModel(Model):
         model_version: str | None = None,
         model_sha256: str | None = None,
         limits: RequestLimits | None = None,
+        input_quality: bool = True,
     ):
         super().__init__(name)
+        self.input_quality = input_quality  # count blanks, unseen categories, out-of-range numbers (/metrics)
         self.model_uri = model_uri
         self.settings = settings or BatchSettings()
         self.model_version = model_version  # V2 answers carry it, so a client sees which version answered
@@ -113,6 +116,8 @@ class TabularModel(Model):
         self.schema: InputSchema | None = None
         self.decoders: TypedDecoders | None = None  # made at load: a signature they cannot express stops the start
         self.layout: FrameLayout | None = None
+        self.input_ranges: dict[str, tuple[float, float]] = {}  # from MLmodel's metadata, checked at load
+        self.quality: InputQuality | None = None  # the data-quality counters (serving.quality)
         self.batcher: DynamicBatcher | None = None
         self._threads: ThreadpoolController | None = None
 
@@ -121,6 +126,7 @@ class TabularModel(Model):
         self.schema = InputSchema.from_signature(self.loaded.signature, category_values(self.loaded.model))
         self.decoders = TypedDecoders(self.schema)
         self.layout = FrameLayout.of(self.schema)
+        self.input_ranges = input_ranges(self.loaded.metadata, self.schema, self.name)
         self.class_keys = [label_key(label) for label in self.loaded.classes or []]
         self._start_serving()
         self._warm_up()
@@ -129,7 +135,10 @@ class TabularModel(Model):
         return self.ready
 
     def _start_serving(self) -> None:
-        """What a process needs beside the loaded model: the batcher and the native thread pools' handle."""
+        """What a process needs beside the loaded model: the batcher, the native thread pools' handle
+        and the data-quality counters."""
+        if self.input_quality:
+            self.quality = InputQuality(self.name, QualityChecks.of(self.schema, self.layout, self.input_ranges))
         s = self.settings
         self.batcher = DynamicBatcher(
             self._score,
@@ -154,7 +163,7 @@ class TabularModel(Model):
             example = pd.DataFrame(example)
         try:
             parsed = self.parse(Body("v1", orjson.dumps(v1_request(example))), max(len(example), 1))
-            (scored,) = self._score(parsed.rows.columns, parsed.rows.count, [parsed.rows.count])
+            (scored,) = self._score(parsed.rows.columns, parsed.rows.count, [parsed.rows.count], counted=False)
             for protocol in ("v1", "v2"):
                 orjson.dumps(self._response(scored, protocol, None))
         except Exception as exc:
@@ -163,14 +172,23 @@ class TabularModel(Model):
             ) from exc
         log.info("warm-up prediction on %d example rows: %s", parsed.rows.count, scored.values[:3].tolist())
 
-    # Runs in the predict thread: one frame and one model call for the whole batch.
-    def _score(self, columns: dict[str, list], rows: int, sizes: list[int]) -> list[Scored]:
-        frame = frame_from_columns(columns, self.layout)
+    # Runs in the predict thread: one frame and one model call for the whole batch. The batch's
+    # data-quality counts are taken on the numeric block the frame is built from, before the model
+    # sees it, and added once the model has scored the batch (a batch that fails is scored again
+    # request by request, and counted then).
+    def _score(self, columns: dict[str, list], rows: int, sizes: list[int], counted: bool = True) -> list[Scored]:
+        numbers = numeric_block(columns, self.layout)
+        frame = frame_from_columns(columns, self.layout, numbers)
+        counts = self.quality.count(columns, numbers, rows) if self.quality else None
         if rows >= self.settings.parallel_rows:
             # Small batches run on one OpenMP thread (serving/__main__.py); a large one is worth all cores.
             with self._threads.limit(limits=os.cpu_count(), user_api="openmp"):
-                return self._predict(frame, sizes)
-        return self._predict(frame, sizes)
+                scored = self._predict(frame, sizes)
+        else:
+            scored = self._predict(frame, sizes)
+        if counted and self.quality:
+            self.quality.record(counts)
+        return scored
 
     def _predict(self, frame, sizes: list[int]) -> list[Scored]:
         model = self.loaded.model
@@ -190,6 +208,7 @@ class TabularModel(Model):
         state = self.__dict__.copy()
         state["batcher"] = None
         state["_threads"] = None  # holds handles of loaded native libraries
+        state["quality"] = None  # holds locks; its counters belong to each process's own registry
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:

@@ -39,6 +39,7 @@ class ServerOptions:
     max_queued_rows: int | None = None  # None: 4x max_request_rows
     body_timeout_seconds: float = 30.0
     max_connections: int = 128
+    input_quality: bool = True
 
 
 def parse_args(argv: list[str] | None = None) -> ServerOptions:
@@ -113,6 +114,12 @@ def parse_args(argv: list[str] | None = None) -> ServerOptions:
         type=int,
         default=128,
         help="open connections per server process; past it new requests are answered 503 (default: 128)",
+    )
+    p.add_argument(
+        "--no-input-quality",
+        dest="input_quality",
+        action="store_false",
+        help="do not count blanks, unseen categories and out-of-range numbers per column at /metrics",
     )
     a = p.parse_args(argv)
     for name in (
@@ -190,6 +197,7 @@ def serve(options: ServerOptions) -> None:
         options.model_version,
         model_sha256=options.model_sha256,
         limits=limits,
+        input_quality=options.input_quality,
     )
     model.load()
     install_routes(model_server.app, model)

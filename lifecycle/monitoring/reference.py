@@ -39,6 +39,20 @@ def reference_profile_text(model, train, test, config) -> str:
     return json.dumps(profile, indent=1, sort_keys=True)
 
 
+def profile_ranges(profile_text: str) -> dict[str, tuple[float, float]]:
+    """The training range (min, max) of each numeric column of a reference profile (JSON text),
+    for the columns that had a finite value: what registration writes into the model's MLmodel."""
+    import json
+    import math
+
+    ranges = {}
+    for column, stats in json.loads(profile_text).get("numeric", {}).items():
+        low, high = stats.get("min"), stats.get("max")
+        if low is not None and high is not None and math.isfinite(low) and math.isfinite(high):
+            ranges[column] = (float(low), float(high))
+    return ranges
+
+
 def registered_profile(name: str, version: str, client=None) -> Profile:
     """The verified reference profile of `name` version `version`; ProfileError naming the version
     and the reason when there is none, it cannot be fetched, or it is not the one registered."""

@@ -3,7 +3,9 @@
 The registered artifact is the whole sklearn pipeline (featurizer + estimator) in skops format,
 with a signature inferred from the training frame, so a server needs only the raw columns. The
 version is created with the stored model file's sha256 as its `model_sha256` tag, which every later
-load checks (lifecycle.registry.registered_model).
+load checks (lifecycle.registry.registered_model). The training range of each numeric input column
+goes into the model's MLmodel as `metadata.input_ranges` (lifecycle.contract.ranges), for the
+predictor's out-of-range counters.
 A new version always gets alias `challenger`; `champion` moves to it only when it beats the
 current champion on the same holdout by the configured margin, and, with `registry.promotion:
 manual`, only once a person approves it (lifecycle.registry.approval): until then the version is
@@ -26,6 +28,8 @@ from typing import Any
 
 import pandas as pd
 
+from lifecycle.contract.ranges import INPUT_RANGES, InputRangesError, ranges_metadata, read_input_ranges
+from lifecycle.contract.signature import SignatureError, signature_columns
 from lifecycle.dataset.config import DatasetConfig, check_margin
 from lifecycle.modelling.features import features_and_target
 from lifecycle.modelling.serialization import UntrustedModelError, model_bytes
@@ -88,6 +92,19 @@ def model_signature(model, train: pd.DataFrame, config: DatasetConfig):
     return infer_signature(X, model.predict(X.head(50)))
 
 
+def model_metadata(signature, input_ranges: dict[str, tuple[float, float]] | None) -> dict[str, Any] | None:
+    """MLmodel's `metadata`: the numeric columns' training ranges, checked as the predictor will
+    read them, so a registered model never carries ranges it would refuse."""
+    if input_ranges is None:
+        return None
+    metadata = {INPUT_RANGES: ranges_metadata(input_ranges)}
+    try:
+        read_input_ranges(metadata, {c.name for c in signature_columns(signature) if c.numeric})
+    except (InputRangesError, SignatureError) as exc:
+        raise RegistrationError(f"input_ranges cannot be registered: {exc}") from None
+    return metadata
+
+
 def _pinned_requirements() -> list[str]:
     from importlib.metadata import version
 
@@ -105,8 +122,13 @@ def register_model(
     lineage: dict[str, str],
     artifacts: dict[str, Path],
     params: dict[str, Any],
+    input_ranges: dict[str, tuple[float, float]] | None = None,
 ) -> Registration:
     """Logs a run, registers its model as a new version, decides, and moves the aliases under the lock.
+
+    `input_ranges` maps numeric input columns to their training (min, max); they are written to
+    the model's MLmodel as `metadata.input_ranges` (a column that is not a numeric input of the
+    signature, or a bound that is not finite, is refused before anything is written).
 
     Any failure once the run exists is rolled back in one place (_roll_back) and raised as a
     RegistrationError naming the registry; nothing is moved that was not put back.
@@ -120,6 +142,7 @@ def register_model(
         raise RegistrationError(f"evaluation produced no {config.registry.metric!r}; it produced {sorted(metrics)}")
     trusted = trusted_types_for(model)
     signature = model_signature(model, train, config)
+    metadata = model_metadata(signature, input_ranges)
     wait_for_tracking_server(uri)
 
     tags = {**lineage, "dataset": config.name, "task": config.task}
@@ -131,7 +154,7 @@ def register_model(
         mlflow.set_experiment(model_name)
         run_name = f"{model_name}-{lineage.get('pipeline_run_id') or 'local'}"
         run_id = mlflow.start_run(run_name=run_name, tags=tags).info.run_id
-        model_uri = _log_run(model, train, config, metrics, trusted, signature, artifacts, params)
+        model_uri = _log_run(model, train, config, metrics, trusted, signature, artifacts, params, metadata)
         digest = stored_digest(model_uri, model, features_and_target(train, config)[0].head(50))
         version_tags = {**tags, **{k: f"{v:.6g}" for k, v in metrics.items()}, MODEL_SHA256_TAG: digest}
         version = _register_version(model_uri, model_name, version_tags)
@@ -159,7 +182,7 @@ def register_model(
     )
 
 
-def _log_run(model, train, config, metrics, trusted, signature, artifacts, params) -> str:
+def _log_run(model, train, config, metrics, trusted, signature, artifacts, params, metadata=None) -> str:
     """Parameters, metrics, config, reports and the model in skops, in the active run."""
     import mlflow
     import mlflow.sklearn
@@ -177,6 +200,7 @@ def _log_run(model, train, config, metrics, trusted, signature, artifacts, param
         signature=signature,
         input_example=features_and_target(train, config)[0].head(5),
         pip_requirements=_pinned_requirements(),
+        metadata=metadata,
     ).model_uri
 
 

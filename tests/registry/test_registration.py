@@ -7,16 +7,19 @@ import types
 
 import mlflow
 import pytest
+import yaml
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer
 
+from lifecycle.contract.ranges import read_input_ranges
 from lifecycle.dataset.config import ConfigError
 from lifecycle.dataset.process import process_frame, split_frame
 from lifecycle.modelling.estimators import build_estimator, expand_search_space
 from lifecycle.modelling.evaluation import holdout_metrics
 from lifecycle.modelling.features import build_featurizer, features_and_target
+from lifecycle.monitoring.reference import profile_ranges, reference_profile_text
 from lifecycle.registry import aliases as alias_changes
 from lifecycle.registry import lock as promotion_lock
 from lifecycle.registry import policy
@@ -45,7 +48,7 @@ def ames_parts(ames_raw, ames_config):
     return config, train, test, good, bad
 
 
-def register(parts, model, margin=0.0, **lineage):
+def register(parts, model, margin=0.0, input_ranges=None, **lineage):
     config, train, test, _, _ = parts
     return register_model(
         model,
@@ -58,6 +61,7 @@ def register(parts, model, margin=0.0, **lineage):
         lineage={"git_commit": "abc123", "data_sha256": "d" * 64, **lineage},
         artifacts={},
         params={"candidate": "x"},
+        input_ranges=input_ranges,
     )
 
 
@@ -315,6 +319,49 @@ def test_unreviewed_types_are_refused_before_anything_is_stored(mlflow_store, am
     )
     with pytest.raises(RegistrationError, match="types skops does not trust"):
         register(ames_parts, odd)
+    assert MlflowClient().search_model_versions(f"name='{NAME}'") == []
+
+
+def mlmodel_of(version: str) -> dict:
+    from pathlib import Path
+
+    folder = Path(MlflowClient().get_model_version_download_uri(NAME, version).removeprefix("file://"))
+    return yaml.safe_load((folder / "MLmodel").read_text())
+
+
+def test_the_training_ranges_from_the_profile_go_into_the_mlmodel(mlflow_store, ames_parts):
+    config, train, test, good, _ = ames_parts
+    ranges = profile_ranges(reference_profile_text(good, train, test, config))
+    register(ames_parts, good, input_ranges=ranges)
+    X = features_and_target(train, config)[0]
+    numeric = [c for c in X if X[c].dtype.kind == "f"]
+    assert len(numeric) == 33
+    assert mlmodel_of("1")["metadata"] == {
+        "input_ranges": {c: {"min": float(X[c].min()), "max": float(X[c].max())} for c in numeric}
+    }
+    trusted = load_registered(f"models:/{NAME}/1")
+    assert read_input_ranges(trusted.meta.metadata, set(numeric)) == ranges
+
+
+def test_a_registration_without_ranges_writes_no_metadata(mlflow_store, ames_parts):
+    register(ames_parts, ames_parts[3])
+    assert "metadata" not in mlmodel_of("1")
+
+
+@pytest.mark.parametrize(
+    ("ranges", "problem"),
+    [
+        ({"Neighborhood": (0.0, 1.0)}, "metadata.input_ranges: 'Neighborhood' is not a numeric input column"),
+        ({"Sale_Price": (0.0, 1.0)}, "metadata.input_ranges: 'Sale_Price' is not a numeric input column"),
+        ({"Lot_Area": (0.0, float("inf"))}, "metadata.input_ranges.Lot_Area.max: expected a finite number, got inf"),
+        ({"Lot_Area": (5.0, 1.0)}, "metadata.input_ranges.Lot_Area: min 5.0 is above max 1.0"),
+    ],
+)
+def test_ranges_the_predictor_would_refuse_are_refused_before_anything_is_stored(
+    mlflow_store, ames_parts, ranges, problem
+):
+    with pytest.raises(RegistrationError, match=re.escape(f"input_ranges cannot be registered: {problem}")):
+        register(ames_parts, ames_parts[3], input_ranges=ranges)
     assert MlflowClient().search_model_versions(f"name='{NAME}'") == []
 
 

@@ -162,6 +162,19 @@ class Server:
     def output(self) -> str:
         return self.predictor.log_path.read_text(errors="replace")
 
+    def metrics(self, prefix: str = "") -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+        """GET /metrics, parsed: {(sample name, sorted labels): value} for the samples named `prefix...`."""
+        from prometheus_client.parser import text_string_to_metric_families
+
+        answer = httpx.get(f"{self.url}/metrics", timeout=10)
+        assert answer.status_code == 200, answer.text
+        return {
+            (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+            for family in text_string_to_metric_families(answer.text)
+            for sample in family.samples
+            if sample.name.startswith(prefix)
+        }
+
 
 def folder_sha256(model_uri: str) -> str | None:
     """The sha256 of a local model folder's model.skops (in it, or in its one subfolder holding

@@ -10,7 +10,7 @@ from lifecycle.scoring.batch import conform_to_signature
 from serving import frames
 from serving.checks import rows_from_v1
 from serving.columns import InputSchema
-from serving.frames import FrameLayout, frame_from_blocks, frame_from_columns, frame_from_dict
+from serving.frames import FrameLayout, frame_from_blocks, frame_from_columns, frame_from_dict, numeric_block
 from tests.serving.toy_schema import SCHEMA
 
 MIXED = InputSchema(
@@ -97,6 +97,17 @@ def test_the_public_constructor_builds_the_same_frame_as_the_blocks(schema, colu
     assert list(from_blocks.columns) == [c.name for c in schema.columns]
 
 
+@pytest.mark.parametrize(("schema", "columns"), CASES.values(), ids=CASES.keys())
+def test_a_numeric_block_built_beforehand_gives_the_same_frame(schema, columns):
+    """The predictor builds the numeric block once, for the frame and the data-quality counts."""
+    layout = FrameLayout.of(schema)
+    numbers = numeric_block(columns, layout)
+    assert (numbers is None) == (not layout.numbers)
+    expected = frame_from_blocks(columns, layout)
+    pd.testing.assert_frame_equal(frame_from_blocks(columns, layout, numbers), expected, check_exact=True)
+    pd.testing.assert_frame_equal(frame_from_dict(columns, layout, numbers), expected, check_exact=True)
+
+
 def test_the_pinned_pandas_builds_frames_from_blocks():
     layout = FrameLayout.of(MIXED)
     frame_from_columns(many_rows(3), layout)
@@ -107,7 +118,7 @@ def test_the_pinned_pandas_builds_frames_from_blocks():
 def test_without_the_block_api_frames_come_from_the_public_constructor(monkeypatch, error):
     calls = []
 
-    def unavailable(columns, layout):
+    def unavailable(columns, layout, numbers=None):
         calls.append(layout)
         raise error("pandas.core.internals changed")
 

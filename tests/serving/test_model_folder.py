@@ -141,3 +141,36 @@ def test_a_registered_version_must_have_the_digest_given(ames_model, tmp_path):
     wrong = "0" * 64
     said = refused_with(ames_model.uri, wrong, tmp_path / "refused.log")
     assert f"with sha256 {registered_digest(ames_model)}, not the expected {wrong}" in said
+
+
+def test_malformed_range_metadata_turns_range_counting_off_and_the_model_still_serves(
+    mnt_models, ames_server, ames_rows, tmp_path
+):
+    """MLmodel is not covered by the model file's digest: edited ranges must neither stop the model
+    nor change an answer. Counting blanks and unseen categories goes on; out-of-range is off."""
+
+    def inverted(meta, _folder):
+        assert set(meta["metadata"]["input_ranges"]["Lot_Area"]) == {"min", "max"}
+        meta["metadata"]["input_ranges"]["Lot_Area"] = {"min": 10.0, "max": 1.0}
+
+    server = start_server(edited_copy(mnt_models, tmp_path, inverted), "edited", tmp_path / "edited.log")
+    try:
+        rows = ames_rows.head(30)
+        body = {"instances": records(rows)}
+        answer = server.predict_v1(body)
+        assert answer.status_code == 200, answer.text
+        assert answer.json() == ames_server.predict_v1(body).json()
+        said = server.output()
+        warning = (
+            "out-of-range counting is off for model edited: metadata.input_ranges.Lot_Area: min 10.0 is above max 1.0"
+        )
+        assert said.count(warning) == 1, said
+        counters = server.metrics("tabular_input_")
+        assert counters[("tabular_input_rows_total", (("model", "edited"),))] == 30
+        for column in ("Misc_Feature", "Mas_Vnr_Type"):
+            blanks = counters[("tabular_input_nulls_total", (("column", column), ("model", "edited")))]
+            assert blanks == rows[column].isna().sum() > 0
+        assert not [key for key in counters if key[0].startswith("tabular_input_out_of_range")]
+        assert any(key[0] == "tabular_input_unseen_categories_total" for key in counters)
+    finally:
+        stop_server(server)
