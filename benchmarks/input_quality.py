@@ -13,6 +13,8 @@ cost at most 3 % of requests/s at c32.
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import statistics
 import tempfile
 from pathlib import Path
@@ -25,15 +27,14 @@ CONCURRENCY = 32
 TARGET_COST = 0.03
 
 
-def dirty_row(frame, model_uri: str):
+def dirty_row(frame):
     """The row with its first text column set to a category never seen in training, and its first
     numeric column set far above any training value."""
-    from mlflow.models import Model
+    from pandas.api.types import is_numeric_dtype
 
     dirty = frame.copy()
-    inputs = Model.load(model_uri).signature.inputs.inputs
-    text = next(c.name for c in inputs if str(c.type) == "string")
-    number = next(c.name for c in inputs if str(c.type) in ("double", "float", "long", "integer"))
+    text = next(name for name in frame.columns if frame[name].dtype == object)
+    number = next(name for name in frame.columns if is_numeric_dtype(frame[name]) and frame[name].dtype != bool)
     dirty[text] = "never seen in training"
     dirty[number] = dirty[number].astype("float64") * 1000 + 1e9
     return dirty, f"{text} unseen, {number} out of range"
@@ -46,8 +47,9 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     warmup, duration, most = (0.5, 2.0, 3_000) if args.quick else (1.0, 8.0, 20_000)
     tracking_uri = default_tracking_uri()
+    os.environ["MLFLOW_TRACKING_URI"] = tracking_uri
     workload = build_workload(MODEL_URI)
-    dirty, what = dirty_row(workload.frame_one, MODEL_URI)
+    dirty, what = dirty_row(workload.frame_one)
     rows = {"clean": workload.v2(workload.frame_one), "dirty": workload.v2(dirty)}
     logs = Path(tempfile.mkdtemp(prefix="input-quality-bench-"))
     servers = {
@@ -64,7 +66,11 @@ def main(argv: list[str] | None = None) -> int:
         for kind, body in rows.items():
             targets = {name: Target(server.port, v2_infer_path(MODEL_NAME), body) for name, server in running.items()}
             answers = {name: fetch(target) for name, target in targets.items()}
-            if any(status != 200 for status, _ in answers.values()) or answers["on"][1] != answers["off"][1]:
+            outputs = {
+                name: json.loads(body)["outputs"] if status == 200 else status
+                for name, (status, body) in answers.items()
+            }
+            if outputs["on"] != outputs["off"] or not isinstance(outputs["on"], list):
                 raise RuntimeError(f"{kind} row: the two servers do not answer alike: {answers}")
             for turn in range(args.rounds):
                 order = ("on", "off") if turn % 2 == 0 else ("off", "on")
