@@ -25,6 +25,7 @@ from tools.run_local import (
     git_commit,
     init_local_runner,
     margin_value,
+    one_openmp_thread_per_task,
     prepare_tracking,
     print_failure,
     print_restored,
@@ -50,6 +51,7 @@ def run_monitoring(
     if not isinstance(config, DatasetConfig):
         config = load_config(config)
     name = model_name or config.registry.model_name
+    one_openmp_thread_per_task()  # it may retrain
     artifact_root = prepare_tracking(workdir)
     if artifact_root:
         ensure_experiment(name, artifact_root)

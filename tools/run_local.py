@@ -58,6 +58,13 @@ def ensure_experiment(model_name: str, artifact_root: str) -> None:
         client.create_experiment(model_name, artifact_location=f"{artifact_root}/{model_name}")
 
 
+def one_openmp_thread_per_task() -> None:
+    """For pipelines that train: kfp.local runs ParallelFor iterations as concurrent processes on
+    this one machine, and OpenMP (HistGradientBoosting) spinning in every one of them oversubscribes
+    the cores and runs many times slower than one thread each."""
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+
 def init_local_runner(workdir: Path) -> None:
     from kfp import local
 
@@ -113,10 +120,7 @@ def run_training(
     if not isinstance(config, DatasetConfig):
         config = load_config(config)
     margin = config.registry.margin if margin is None else check_margin(margin, "margin")
-    # kfp.local runs ParallelFor iterations as concurrent processes on this one machine; OpenMP
-    # (HistGradientBoosting) spinning in every one of them oversubscribes the cores and runs
-    # many times slower than one thread each.
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    one_openmp_thread_per_task()
     artifact_root = prepare_tracking(workdir)
     name = model_name or config.registry.model_name
     if artifact_root:
