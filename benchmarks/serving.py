@@ -58,6 +58,7 @@ BENCH_DIR = ROOT / ".bench"
 MLSERVER_VENV = BENCH_DIR / "mlserver-venv"
 MLSERVER_REQUIREMENTS = ROOT / "benchmarks" / "mlserver-requirements.txt"
 CONCURRENCY = (1, 8, 32)
+GRPC_CONCURRENCY = (1, 32)
 # The tuned runs keep histogram gradient boosting's OpenMP pool to one thread: with the event loop,
 # the load generator and the pool's threads on 2 cores, spinning OpenMP threads wait on each other.
 ONE_THREAD = {"OMP_NUM_THREADS": "1"}
@@ -202,6 +203,7 @@ class Server:
     command: list[str] = field(default_factory=list)
     env: dict = field(default_factory=dict)
     cwd: Path = ROOT
+    grpc_port: int | None = None  # measured over gRPC too (one-row requests, c1 and c32)
 
 
 def free_port() -> int:
@@ -218,8 +220,10 @@ def base_env(tracking_uri: str, venv_bin: Path) -> dict:
     return env
 
 
-def ours(name: str, describe: str, extra: list[str], tracking_uri: str, env: dict | None = None) -> Server:
-    port = free_port()
+def ours(
+    name: str, describe: str, extra: list[str], tracking_uri: str, env: dict | None = None, grpc: bool = False
+) -> Server:
+    port, grpc_port = free_port(), free_port()
     return Server(
         name=name,
         family="ours",
@@ -240,9 +244,12 @@ def ours(name: str, describe: str, extra: list[str], tracking_uri: str, env: dic
             MODEL_NAME,
             "--port",
             str(port),
+            "--grpc-port",
+            str(grpc_port),
             *extra,
         ],
         env={**base_env(tracking_uri, Path(sys.executable).parent), **(env or {})},
+        grpc_port=grpc_port if grpc else None,
     )
 
 
@@ -562,9 +569,32 @@ def measure_server(
                 f"vs {local:,.0f} rows/s in-process ({row.paired_batch_ratio:.2f}x)",
                 flush=True,
             )
+        if server.grpc_port:
+            rows.append(measure_grpc(server, workload, budget, expected["one"]))
     finally:
         running.stop()
     return rows
+
+
+def measure_grpc(server: Server, workload: Workload, budget: Budget, expected: list[float]) -> Row:
+    """One-row requests over the protocol's gRPC service (raw tensor contents), at c1 and c32."""
+    from benchmarks import grpc_load
+
+    row = Row(server.name, "gRPC", server.describe)
+    address = f"127.0.0.1:{server.grpc_port}"
+    request = grpc_load.infer_request(MODEL_NAME, workload.frame_one)
+    row.prediction_ok = same(grpc_load.infer_once(address, request), expected)
+    print(f"   gRPC: one answer {'matches' if row.prediction_ok else 'DIFFERS FROM'} in-process predict", flush=True)
+    for concurrency in GRPC_CONCURRENCY:
+        result = grpc_load.measure(address, request, concurrency, budget.warmup, budget.duration, budget.max_requests)
+        row.levels[concurrency] = result
+        print(
+            f"   gRPC c={concurrency:<3} {result.rps:8.1f} req/s  p50 {result.p50_ms:7.2f} ms  "
+            f"p99 {result.p99_ms:8.2f} ms  errors {result.errors}"
+            + (f"  e.g. {result.error_samples[0][:160]}" if result.error_samples else ""),
+            flush=True,
+        )
+    return row
 
 
 def measure_rows(
@@ -854,7 +884,13 @@ def main(argv: list[str] | None = None) -> int:
     servers: list[Server] = []
     if selected("ours", "ours", only):
         servers.append(
-            ours("ours", "python -m serving (defaults: --max-batch-size 64 --max-batch-wait-ms 0)", [], tracking_uri)
+            ours(
+                "ours",
+                "python -m serving (defaults: --max-batch-size 64 --max-batch-wait-ms 0)",
+                [],
+                tracking_uri,
+                grpc=True,
+            )
         )
     if selected("ours-tuned", "ours", only):
         servers.append(

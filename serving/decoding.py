@@ -72,7 +72,12 @@ def v2_decoder(columns: tuple[Column, ...], value_of: Callable[[Column], Any]) -
     )
     body = msgspec.defstruct(
         "V2Body",
-        [("inputs", list[reduce(operator.or_, tensors)]), ("parameters", dict | None, None), ("id", str | None, None)],
+        [
+            ("inputs", list[reduce(operator.or_, tensors)]),
+            ("parameters", dict | None, None),
+            ("id", str | None, None),
+            ("outputs", list | None, None),  # the outputs asked for, checked by serving.tensors.answer_form
+        ],
         gc=False,
     )
     return msgspec.json.Decoder(body)
@@ -182,16 +187,17 @@ def _v1_rows(body, schema: InputSchema, max_rows: int) -> Rows | None:
     return with_absent_columns(columns, counts.pop() if counts else None, where, max_rows)
 
 
-def rows_from_v2_typed(data: bytes, decoders: TypedDecoders, max_rows: int) -> tuple[Rows, str | None] | None:
-    """The rows and request id of an Open Inference Protocol body whose every tensor fits its
-    column, known text values first (`KnownText`). None for any other body, for the general path."""
+def rows_from_v2_typed(data: bytes, decoders: TypedDecoders, max_rows: int) -> tuple[Rows, Any] | None:
+    """The rows and the decoded body (its `id`, `parameters` and `outputs`) of an Open Inference
+    Protocol body whose every tensor fits its column, known text values first (`KnownText`). None
+    for any other body, for the general path."""
     if decoders.v2_decoder is None:
         return None
     body = _typed_body(decoders.known_text.v2_decoder, decoders.v2_decoder, data)
     return None if body is None else _v2_rows(body, decoders.schema, max_rows)
 
 
-def _v2_rows(body, schema: InputSchema, max_rows: int) -> tuple[Rows, str | None] | None:
+def _v2_rows(body, schema: InputSchema, max_rows: int) -> tuple[Rows, Any] | None:
     if body.parameters and body.parameters.get("content_type") not in (None, "pd"):
         return None
     columns: dict[str, Sequence | None] = dict.fromkeys(schema.by_name)
@@ -217,4 +223,4 @@ def _v2_rows(body, schema: InputSchema, max_rows: int) -> tuple[Rows, str | None
         count = len(values)
     if any(c.required and columns[c.name] is None for c in schema.columns):
         return None  # a required column not sent
-    return with_absent_columns(columns, count, "inputs", max_rows), body.id
+    return with_absent_columns(columns, count, "inputs", max_rows), body

@@ -24,6 +24,17 @@ class RequestError(InvalidInput):
         self.headers = headers  # e.g. Retry-After with a 503
 
 
+def not_served(model_name: str, version: str, served_name: str, served_version: str | None) -> RequestError | None:
+    """A 404 naming what is served, for a model or a version this server does not serve (no version
+    asked: the served one)."""
+    if model_name != served_name:
+        return RequestError("model_name", f"this server serves model {served_name}, not {model_name}", status=404)
+    if version and version != served_version:
+        serves = f"serves version {served_version}" if served_version else "was started without --model-version"
+        return RequestError("model_version", f"model {served_name} {serves}, not version {version}", status=404)
+    return None
+
+
 class RouteNotOffered(NotImplementedError):
     """A KServe route the model does not serve (e.g. `:explain`); KServe answers it with 501."""
 

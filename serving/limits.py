@@ -165,19 +165,38 @@ class DeadlineProtocol(HttpToolsProtocol):
         self.transport.close()
 
 
-def bounded_model_server(limits: RequestLimits, model_version: str | None = None, **options):
-    """A kserve.ModelServer whose HTTP server has the request deadline and the connection cap.
-    KServe makes uvicorn's Config inside `start()` without these settings; they are set on it
-    once it exists, just before the event loop starts (worker processes get the Config pickled)."""
+def bounded_model_server(
+    limits: RequestLimits,
+    model_version: str | None = None,
+    grpc_port: int | None = None,
+    model_name: str = "model",
+    **options,
+):
+    """A kserve.ModelServer whose HTTP server has the request deadline and the connection cap, and
+    with `grpc_port`, the protocol's gRPC service (serving.grpc_service) on it. KServe makes
+    uvicorn's Config inside `start()` without these settings; they are set on it once it exists,
+    just before the event loop starts (worker processes get the Config pickled)."""
     from kserve.model_server import ModelServer
+
+    from serving.grpc_service import InferenceGRPCServer
 
     class BoundedModelServer(ModelServer):
         def setup_event_loop(self):
             rest = self._rest_server or self._rest_multiprocess_server._rest_server
             bound_server(rest.config, limits, model_version)
+            if grpc_port is not None:
+                self._grpc_server = InferenceGRPCServer(
+                    grpc_port,
+                    self.dataplane,
+                    self.model_repository_extension,
+                    model_name,
+                    model_version,
+                    limits.max_body_bytes,
+                )
+                self.servers.append(self._grpc_server.start(self.max_threads))
             super().setup_event_loop()
 
-    return BoundedModelServer(**options)
+    return BoundedModelServer(enable_grpc=False, **options)
 
 
 def bound_server(config, limits: RequestLimits, model_version: str | None = None) -> None:

@@ -15,6 +15,7 @@ import msgspec
 import numpy as np
 import orjson
 from kserve import Model
+from kserve.protocol.infer_type import InferRequest, InferResponse
 from threadpoolctl import ThreadpoolController
 
 from lifecycle.contract.protocol import V2_DATATYPE_OF_KIND, v1_request, v2_datatype, v2_output
@@ -30,6 +31,7 @@ from serving.loading import LoadedModel, load_model
 from serving.quality import InputQuality, QualityChecks, input_ranges
 from serving.routes import install_routes
 from serving.rows import Rows
+from serving.tensors import PLAIN, AnswerForm, answer_form, infer_response, request_form, v2_body
 
 log = logging.getLogger(__name__)
 _ANY_JSON = msgspec.json.Decoder()
@@ -54,6 +56,7 @@ class _Parsed:
     rows: Rows
     protocol: str  # "v1" or "v2"
     request_id: str | None = None
+    form: AnswerForm = PLAIN  # a V2 answer's outputs, and whether as binary data or gRPC
 
 
 @dataclass
@@ -113,6 +116,7 @@ class TabularModel(Model):
         self.limits = limits or RequestLimits()  # serving.routes puts them in front of every route
         self.loaded: LoadedModel | None = None
         self.class_keys: list[str] = []
+        self.output_names: list[str] = []  # the V2 answer's tensors, in order
         self.schema: InputSchema | None = None
         self.decoders: TypedDecoders | None = None  # made at load: a signature they cannot express stops the start
         self.layout: FrameLayout | None = None
@@ -128,6 +132,7 @@ class TabularModel(Model):
         self.layout = FrameLayout.of(self.schema)
         self.input_ranges = input_ranges(self.loaded.metadata, self.schema, self.name)
         self.class_keys = [label_key(label) for label in self.loaded.classes or []]
+        self.output_names = ["prediction"] + [f"probability_{key}" for key in self.class_keys]
         self._start_serving()
         self._warm_up()
         settle_heap()
@@ -229,8 +234,8 @@ class TabularModel(Model):
         outputs = [
             {"name": "prediction", "datatype": v2_datatype(np.asarray(classes)) if classes else "FP64", "shape": [-1]}
         ]
-        for key in self.class_keys:
-            outputs.append({"name": f"probability_{key}", "datatype": "FP64", "shape": [-1]})
+        for name in self.output_names[1:]:
+            outputs.append({"name": name, "datatype": "FP64", "shape": [-1]})
         return outputs
 
     def parse(self, payload: Body, max_rows: int) -> _Parsed:
@@ -247,7 +252,8 @@ class TabularModel(Model):
         else:
             typed = rows_from_v2_typed(payload.data, self.decoders, max_rows)
             if typed is not None:
-                return _Parsed(typed[0], "v2", typed[1])
+                rows, body = typed
+                return _Parsed(rows, "v2", body.id, answer_form(body.parameters, body.outputs, self.output_names))
         # Anything the typed decoding did not take: decoded as it is, and what is wrong named. By
         # msgspec, not orjson: orjson first parses into a tree of its own, which tripled the peak.
         try:
@@ -259,22 +265,31 @@ class TabularModel(Model):
         try:
             if payload.protocol == "v2":
                 rows = rows_from_v2(body, self.schema, max_rows)
-                return _Parsed(rows, "v2", request_id(body))
+                form = answer_form(body.get("parameters"), body.get("outputs"), self.output_names)
+                return _Parsed(rows, "v2", request_id(body), form)
             return _Parsed(rows_from_v1(body, self.schema, max_rows), "v1")
         except RecursionError:  # naming a deeply nested value (its repr) can recurse too far
             raise RequestError("body", TOO_DEEP) from None
 
-    async def preprocess(self, payload: Body, headers: dict[str, str] | None = None) -> _Parsed:
-        if not isinstance(payload, Body):
+    def parse_tensors(self, request: InferRequest, max_rows: int) -> _Parsed:
+        """Checks a request that arrived as tensors (REST binary data, gRPC) as its JSON body would be."""
+        body = v2_body(request)
+        rows = rows_from_v2(body, self.schema, max_rows)
+        return _Parsed(rows, "v2", request.id or None, request_form(request, self.output_names))
+
+    async def preprocess(self, payload: Body | InferRequest, headers: dict[str, str] | None = None) -> _Parsed:
+        if not isinstance(payload, (Body, InferRequest)):
             # Only KServe's generic routes hand the model anything else: `:explain`, which it does not offer.
             raise RouteNotOffered(
                 f"model {self.name} answers /v1/models/{self.name}:predict and /v2/models/{self.name}/infer only"
             )
         if self.batcher.full():  # refused before the body is decoded: an overloaded server spends nothing on it
             raise _overloaded(QueueFull(self.batcher.queued_rows, self.batcher.max_queued_rows))
+        if isinstance(payload, InferRequest):  # REST binary data or gRPC, decoded by KServe
+            return self.parse_tensors(payload, self.settings.max_request_rows)
         return self.parse(payload, self.settings.max_request_rows)
 
-    async def predict(self, payload: _Parsed, headers: dict[str, str] | None = None) -> dict:
+    async def predict(self, payload: _Parsed, headers: dict[str, str] | None = None) -> dict | InferResponse:
         try:
             scored: Scored = await self.batcher.submit(payload.rows.columns, payload.rows.count)
         except QueueFull as exc:
@@ -284,9 +299,16 @@ class TabularModel(Model):
             # overflowing to infinity in a derived feature); the model scored its input example.
             log.warning("the model refused a request's values: %s", exc)
             raise RequestError(payload.rows.field, f"the model cannot score these values: {exc}", status=422) from None
-        return self._response(scored, payload.protocol, payload.request_id)
+        return self._response(scored, payload.protocol, payload.request_id, payload.form)
 
-    def _response(self, scored: Scored, protocol: str, request_id: str | None) -> dict:
+    def _response(
+        self, scored: Scored, protocol: str, request_id: str | None, form: AnswerForm = PLAIN
+    ) -> dict | InferResponse:
+        if not form.plain:
+            outputs = {"prediction": scored.values}
+            if scored.proba is not None:
+                outputs |= {name: scored.proba[:, i] for i, name in enumerate(self.output_names[1:])}
+            return infer_response(outputs, form, self.name, self.model_version, request_id or str(uuid.uuid4()))
         if protocol == "v2":
             return self._v2_response(scored, request_id)
         response: dict[str, Any] = {"predictions": scored.values.tolist()}

@@ -27,6 +27,7 @@ class ServerOptions:
     model_name: str
     model_version: str | None = None
     port: int = 8080
+    grpc_port: int = 8081
     workers: int = 1
     max_batch_size: int = 64
     max_batch_wait_ms: float = 0.0
@@ -64,6 +65,12 @@ def parse_args(argv: list[str] | None = None) -> ServerOptions:
         help="the registered version, echoed in V2 answers' model_version (default: $MODEL_VERSION)",
     )
     p.add_argument("--port", type=int, default=int(env("PORT", "8080")), help="HTTP port (listens on all interfaces)")
+    p.add_argument(
+        "--grpc-port",
+        type=int,
+        default=int(env("GRPC_PORT", "8081")),
+        help="gRPC port of the Open Inference Protocol's GRPCInferenceService (default: $GRPC_PORT or 8081)",
+    )
     p.add_argument(
         "--workers", type=int, default=int(env("WORKERS", "1")), help="server processes (each loads the model)"
     )
@@ -123,6 +130,8 @@ def parse_args(argv: list[str] | None = None) -> ServerOptions:
     )
     a = p.parse_args(argv)
     for name in (
+        "port",
+        "grpc_port",
         "workers",
         "max_batch_size",
         "max_request_rows",
@@ -204,8 +213,9 @@ def serve(options: ServerOptions) -> None:
     server = bounded_model_server(
         limits,
         options.model_version,
+        grpc_port=options.grpc_port,
+        model_name=options.model_name,
         http_port=options.port,
-        enable_grpc=False,
         workers=options.workers,
         enable_latency_logging=False,
         access_log_format=None,

@@ -342,6 +342,7 @@ class PredictorProcess:
         self.model_name = model_name
         self.log_path = Path(log_path)
         self.port = port or free_port()
+        self.grpc_port = free_port()  # the Open Inference Protocol's gRPC service
         self.args = tuple(args)  # more `python -m serving` options
         if model_sha256:  # a folder is served only with the digest its version recorded (its model_sha256 tag)
             self.args += ("--model-sha256", model_sha256)
@@ -368,6 +369,8 @@ class PredictorProcess:
             self.model_name,
             "--port",
             str(self.port),
+            "--grpc-port",
+            str(self.grpc_port),
             *self.args,
         ]
         with open(self.log_path, "ab") as log_file:

@@ -5,7 +5,7 @@
         > serving/inference-service.yaml
 
 The service runs in Standard (raw Deployment) mode on the `kfp-tabular-sklearn` ClusterServingRuntime
-(the project's own predictor, which speaks V1 and V2), downloads the model from S3 with the
+(the project's own predictor, which speaks V1 and V2 over REST and V2 over gRPC), downloads the model from S3 with the
 credentials of the `model-s3-reader` ServiceAccount, and is named after the registered model, so
 the predictor answers at /v2/models/<name>/infer. The registered version goes to the predictor as
 MODEL_VERSION, which it returns as `model_version` in every V2 answer: that is how the deploy step
@@ -32,6 +32,9 @@ PROTOCOL_VERSION = "v2"
 SERVICE_ACCOUNT = "model-s3-reader"
 MODEL_VERSION_ANNOTATION = "kfp-tabular-lifecycle/model-version"
 MODEL_SHA256_ENV = "MODEL_SHA256"
+# The predictor's ports, as the runtime declares them: REST first (KServe's Service targets the first
+# port), then the Open Inference Protocol's gRPC service, named h2c as Knative and KServe expect.
+PORTS = (("http1", 8080), ("h2c", 8081))
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 # Kubernetes DNS-1035 label: what a Service name must be, and KServe derives Services from this name.
@@ -106,7 +109,7 @@ def build_inference_service(
         V1beta1PredictorSpec,
         constants,
     )
-    from kubernetes.client import V1EnvVar, V1ObjectMeta, V1ResourceRequirements
+    from kubernetes.client import V1ContainerPort, V1EnvVar, V1ObjectMeta, V1ResourceRequirements
 
     check_name(name)
     check_storage_uri(storage_uri)
@@ -132,6 +135,7 @@ def build_inference_service(
                     protocol_version=PROTOCOL_VERSION,
                     storage_uri=storage_uri,
                     env=env,
+                    ports=[V1ContainerPort(name=n, container_port=port, protocol="TCP") for n, port in PORTS],
                     resources=V1ResourceRequirements(
                         requests={"cpu": resources.cpu[0], "memory": resources.memory[0]},
                         limits={"cpu": resources.cpu[1], "memory": resources.memory[1]},

@@ -448,12 +448,13 @@ def test_mlflow_client_config_map_is_what_the_pipelines_read(objects):
 
 
 def test_serving_runtime_starts_the_project_predictor(objects):
+    from lifecycle.deploy.inference_service import PORTS
     from serving.server import parse_args
 
     runtime = find(objects, "ClusterServingRuntime", "kfp-tabular-sklearn")
     spec = runtime["spec"]
     assert spec["supportedModelFormats"] == [{"name": "mlflow-sklearn", "version": "1", "autoSelect": True}]
-    assert spec["protocolVersions"] == ["v1", "v2"]
+    assert spec["protocolVersions"] == ["v1", "v2", "grpc-v2"]
     (container,) = spec["containers"]
     assert container["name"] == "kserve-container"
     assert container["image"].startswith(OUR_IMAGES[1] + ":")
@@ -461,7 +462,13 @@ def test_serving_runtime_starts_the_project_predictor(objects):
     args = [a.replace("{{.Name}}", "ames-house-prices") for a in container["args"]]
     options = parse_args(args)
     assert (options.model_name, options.model_uri) == ("ames-house-prices", "/mnt/models")
-    assert [p["containerPort"] for p in container["ports"]] == [options.port]
+    # REST first (KServe's service targets it), then gRPC on the port Knative and KServe know by its name;
+    # the InferenceService the deploy step builds declares the same.
+    assert [(p["name"], p["containerPort"]) for p in container["ports"]] == [
+        ("http1", options.port),
+        ("h2c", options.grpc_port),
+    ]
+    assert list(PORTS) == [(p["name"], p["containerPort"]) for p in container["ports"]]
     assert container["readinessProbe"]["httpGet"] == {"path": "/v2/health/ready", "port": options.port}
     assert {"cpu", "memory"} <= set(container["resources"]["requests"]) and {"cpu", "memory"} <= set(
         container["resources"]["limits"]

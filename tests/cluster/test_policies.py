@@ -153,6 +153,7 @@ OTHER_IN_MLFLOW = Pod("mlflow", {"app": "debug-shell"})
 DNS = Pod("kube-system", {"k8s-app": "kube-dns"})
 ELSEWHERE = Pod("default", {"app": "anything"})
 S3_PORT, MLFLOW_PORT, PREDICTOR_PORT, FILER_PORT = 8333, 5000, 8080, 8888
+PREDICTOR_GRPC_PORT = 8081
 
 
 @pytest.fixture(scope="module")
@@ -179,10 +180,12 @@ def test_mlflow_reaches_only_dns_and_the_s3_store(policies, mlflow_pod):
         assert not reaches(policies, mlflow_pod, target, port), target
 
 
-def test_predictors_accept_pipeline_steps_only(policies):
-    assert reaches(policies, PIPELINE_STEP, PREDICTOR, PREDICTOR_PORT)
+@pytest.mark.parametrize("port", [PREDICTOR_PORT, PREDICTOR_GRPC_PORT], ids=["rest", "grpc"])
+def test_predictors_accept_pipeline_steps_only(policies, port):
+    assert reaches(policies, PIPELINE_STEP, PREDICTOR, port)
     for outsider in (KFP_UI, OTHER_IN_MODELS, OTHER_PREDICTOR, ELSEWHERE, OTHER_IN_MLFLOW):
-        assert not reaches(policies, outsider, PREDICTOR, PREDICTOR_PORT), outsider
+        assert not reaches(policies, outsider, PREDICTOR, port), outsider
+    assert not reaches(policies, PIPELINE_STEP, PREDICTOR, 9000), "no other port of a predictor is open"
 
 
 def test_predictors_reach_only_dns_and_the_s3_store(policies, mlflow_pod):

@@ -90,8 +90,8 @@ def test_a_v2_request_has_one_tensor_per_column_with_its_datatype():
 def test_a_v2_request_is_decoded_by_the_predictor_value_for_value():
     rows = client_rows()
     data = orjson.dumps(v2_request(rows))
-    typed, rid = rows_from_v2_typed(data, TypedDecoders(SCHEMA), 10)
-    assert rid is None and typed.count == 3
+    typed, body = rows_from_v2_typed(data, TypedDecoders(SCHEMA), 10)
+    assert body.id is None and typed.count == 3
     assert list(typed.columns["rooms"]) == [3, 4, 5] and list(typed.columns["open"]) == [True, None, False]
     general = rows_from_v2(orjson.loads(data), SCHEMA, 10)
     layout = FrameLayout.of(SCHEMA)
@@ -232,5 +232,5 @@ def test_the_version_of_an_error_answer():
 
 def test_a_request_id_round_trips():
     body = v2_request(client_rows()) | {"id": "abc"}
-    assert rows_from_v2_typed(orjson.dumps(body), TypedDecoders(SCHEMA), 10)[1] == "abc"
+    assert rows_from_v2_typed(orjson.dumps(body), TypedDecoders(SCHEMA), 10)[1].id == "abc"
     assert request_id(body) == "abc"

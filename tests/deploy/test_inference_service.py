@@ -73,6 +73,10 @@ def test_fields_match_the_runtime_and_the_cluster_setup():
         {"name": "MODEL_SHA256", "value": DIGEST},  # the predictor loads only files with this digest
     ]
     assert "name" not in model, "the runtime names the container"
+    assert model["ports"] == [
+        {"name": "http1", "containerPort": 8080, "protocol": "TCP"},
+        {"name": "h2c", "containerPort": 8081, "protocol": "TCP"},  # gRPC
+    ]
 
 
 def test_without_a_version_there_is_no_annotation_and_only_the_digest_in_the_env():

@@ -234,8 +234,8 @@ def test_v2_tensors_that_fit_are_decoded_typed():
             ],
         }
     ).encode()
-    rows, rid = rows_from_v2_typed(data, DECODERS, 10)
-    assert rid == "r1" and rows.count == 2 and rows.field == "inputs"
+    rows, body = rows_from_v2_typed(data, DECODERS, 10)
+    assert body.id == "r1" and rows.count == 2 and rows.field == "inputs"
     assert rows.columns == {"area": [1.0, 2.0], "rooms": [None, None], "street": ["Pave", "Grvl"]}
     general, _ = v2_general_path(data)
     assert frame_from_columns(rows.columns, LAYOUT).equals(frame_from_columns(general.columns, LAYOUT))
@@ -330,7 +330,7 @@ def test_typed_v2_accepts_only_what_the_general_path_accepts(body):
     if isinstance(fast, RequestError):
         return assert_typed_agrees(fast, general)
     assert not isinstance(general, Exception), f"the typed path accepted what the general path refuses: {general}"
-    assert fast[1] == general[1]  # the request id
+    assert fast[1].id == general[1]  # the request id
     assert_typed_agrees(fast[0], general[0])
 
 

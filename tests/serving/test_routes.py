@@ -59,13 +59,20 @@ def test_the_models_routes_come_before_kserves():
     assert client.post("/v1/models/other:predict", content=b"{}", headers=headers).json() == {"generic": "other"}
 
 
-@pytest.mark.parametrize("content_type", ["text/plain", None])
-def test_a_body_that_is_not_declared_json_is_a_400_naming_the_header(content_type):
+@pytest.mark.parametrize("path", ["/v1/models/houses:predict", "/v2/models/houses/infer"])
+def test_a_declared_content_type_other_than_json_is_a_415_naming_the_header(path):
     client = TestClient(app_with_kserve_routes())
-    headers = {"Content-Type": content_type} if content_type else {}
-    response = client.post("/v1/models/houses:predict", content=b"{}", headers=headers)
-    assert response.status_code == 400
-    assert response.json()["field"] == "Content-Type"
+    response = client.post(path, content=b"{}", headers={"Content-Type": "text/plain"})
+    assert response.status_code == 415
+    assert response.json()["field"] == "Content-Type" and "got text/plain" in response.json()["problem"]
+
+
+@pytest.mark.parametrize("path", ["/v1/models/houses:predict", "/v2/models/houses/infer"])
+def test_a_body_without_a_content_type_is_read_as_json(path):
+    # Triton's client (tritonclient) sends JSON inference requests with no Content-Type header.
+    client = TestClient(app_with_kserve_routes())
+    response = client.post(path, content=b"{}")
+    assert response.status_code == 200 and response.json()["bytes"] == 2
 
 
 @pytest.mark.parametrize(("level", "kept"), [(logging.WARNING, False), (logging.INFO, True)])
