@@ -10,6 +10,7 @@ string objects (`KnownText`).
 from __future__ import annotations
 
 import operator
+import re
 from collections.abc import Callable, Sequence
 from functools import reduce
 from typing import Annotated, Any, Literal
@@ -34,6 +35,11 @@ _VALUE_TYPES = {
 # A column with more categories, or one longer, is decoded as any text: the decoders stay small.
 KNOWN_VALUES_PER_COLUMN = 256
 KNOWN_VALUE_LENGTH = 64
+# Decoders kept with some known-text columns opened to any text (KnownText.decoders); past it, a
+# body with values the model does not know is decoded with every text column open.
+MAX_OPENED_SETS = 16
+# The column of a V1 value msgspec refused: `$.instances[3].Misc_Feature` (rows), `$.inputs.Alley[7]` (columns).
+_V1_COLUMN = re.compile(r"- at `\$\.(?:instances|inputs)(?:\[\d+\])?\.(.+?)(?:\[\d+\])?`$")
 
 
 def value_type(column: Column):
@@ -111,13 +117,31 @@ class KnownText:
     """
 
     def __init__(self, schema: InputSchema):
+        self.schema = schema
         self.values: dict[str, frozenset[str]] = {
             name: values
             for name, values in schema.text_values
             if len(values) <= KNOWN_VALUES_PER_COLUMN and all(len(v) <= KNOWN_VALUE_LENGTH for v in values)
         }
-        self.v1_decoder = v1_decoder(schema.columns, self._value_type)
-        self.v2_decoder = v2_decoder(schema.columns, self._value_type)
+        self._opened: dict[frozenset[str], tuple] = {}
+        self.v1_decoder, self.v2_decoder = self.decoders(frozenset())
+
+    def decoders(self, opened: frozenset[str]) -> tuple | None:
+        """The V1 and V2 decoders with the columns in `opened` decoded as any text, the others as
+        their known values; made once per set, None past MAX_OPENED_SETS sets."""
+        made = self._opened.get(opened)
+        if made is None and len(self._opened) < MAX_OPENED_SETS:
+            value_of = lambda c: value_type(c) if c.name in opened else self._value_type(c)  # noqa: E731
+            made = self._opened[opened] = (
+                v1_decoder(self.schema.columns, value_of),
+                v2_decoder(self.schema.columns, value_of),
+            )
+        return made
+
+    def unknown_value_column(self, error: msgspec.ValidationError) -> str | None:
+        """The known-text column of a V1 value the model does not know, named by msgspec's error."""
+        match = _V1_COLUMN.search(str(error))
+        return match.group(1) if match and match.group(1) in self.values else None
 
     def _value_type(self, column: Column):
         known = self.values.get(column.name)
@@ -143,16 +167,25 @@ class TypedDecoders:
         return TypedDecoders, (self.schema,)
 
 
-def _typed_body(known_decoder: msgspec.json.Decoder, decoder: msgspec.json.Decoder, data: bytes) -> Any:
+def _typed_body(known: KnownText, protocol: int, decoder: msgspec.json.Decoder, data: bytes) -> Any:
     """The body decoded with the known text values, else with any text; None when neither takes
-    it (JSON that is not valid is not tried twice). Nesting past the decoder's depth is a 400."""
+    it (JSON that is not valid is not tried twice). Nesting past the decoder's depth is a 400.
+
+    A V1 value the model does not know opens its column to any text and the body is decoded
+    again, the other columns keeping their shared strings (a held-out row with one rare category
+    costs a second decode, not the sharing of every other column). `protocol` is 0 for V1, 1 for V2."""
     try:
-        try:
-            return known_decoder.decode(data)
-        except msgspec.ValidationError:
-            pass
-        except msgspec.DecodeError:
-            return None
+        opened: frozenset[str] = frozenset()
+        while (decoders := known.decoders(opened)) is not None:
+            try:
+                return decoders[protocol].decode(data)
+            except msgspec.ValidationError as exc:
+                column = known.unknown_value_column(exc) if protocol == 0 else None
+                if column is None or column in opened:
+                    break
+                opened |= {column}
+            except msgspec.DecodeError:
+                return None
         try:
             return decoder.decode(data)
         except msgspec.DecodeError:  # ValidationError included
@@ -165,7 +198,7 @@ def rows_from_v1_typed(data: bytes, decoders: TypedDecoders, max_rows: int) -> R
     """The rows of a V1 body (row objects or column arrays) whose every value fits the signature.
     Known text values first (`KnownText`), then any. None for any other body (a mistake, JSON that
     is not one), for the general path."""
-    body = _typed_body(decoders.known_text.v1_decoder, decoders.v1_decoder, data)
+    body = _typed_body(decoders.known_text, 0, decoders.v1_decoder, data)
     return None if body is None else _v1_rows(body, decoders.schema, max_rows)
 
 
@@ -193,7 +226,7 @@ def rows_from_v2_typed(data: bytes, decoders: TypedDecoders, max_rows: int) -> t
     for any other body, for the general path."""
     if decoders.v2_decoder is None:
         return None
-    body = _typed_body(decoders.known_text.v2_decoder, decoders.v2_decoder, data)
+    body = _typed_body(decoders.known_text, 1, decoders.v2_decoder, data)
     return None if body is None else _v2_rows(body, decoders.schema, max_rows)
 
 

@@ -16,6 +16,7 @@ from serving.columns import InputSchema
 from serving.decoding import (
     KNOWN_VALUE_LENGTH,
     KNOWN_VALUES_PER_COLUMN,
+    MAX_OPENED_SETS,
     TypedDecoders,
     rows_from_v1_typed,
     rows_from_v2_typed,
@@ -404,6 +405,41 @@ def test_values_the_model_does_not_know_are_decoded_as_any_text_and_change_nothi
         decoders.known_text.v1_decoder.decode(records_body(["Gravel"]))
     twice = rows_from_v1_typed(records_body(["Gravel", "Gravel"]), decoders, 10).columns["street"]
     assert twice[0] is not twice[1]  # decoded as any text: not shared
+
+
+def test_a_value_the_model_does_not_know_opens_its_column_only():
+    """The other text columns keep their shared strings: the model checks categories on them."""
+    columns = (
+        Column("street", "string", "string", True),
+        Column("zone", "string", "string", True),
+        Column("alley", "string", "string", False),
+    )
+    decoders = TypedDecoders(
+        InputSchema(
+            columns, (("street", frozenset({"Pave"})), ("zone", frozenset({"A"})), ("alley", frozenset({"No"})))
+        )
+    )
+    rows = [{"street": "Pave", "zone": "A", "alley": "No"}, {"street": "Pave", "zone": "B", "alley": "Gravel"}] * 2
+    sent = rows_from_v1_typed(json.dumps({"instances": rows}).encode(), decoders, 10).columns
+    assert sent["zone"] == ("A", "B", "A", "B") and sent["alley"] == ("No", "Gravel", "No", "Gravel")
+    assert sent["street"][0] is sent["street"][3]  # still the known value's one object
+    assert sent["zone"][1] is not sent["zone"][3]  # opened: any text
+    assert set(decoders.known_text._opened) == {frozenset(), frozenset({"zone"}), frozenset({"zone", "alley"})}
+    by_column = json.dumps({"inputs": {"street": ["Pave", "Pave"], "zone": ["A", "C"], "alley": ["No", None]}})
+    assert rows_from_v1_typed(by_column.encode(), decoders, 10).columns["zone"] == ["A", "C"]
+
+
+def test_opened_decoders_are_bounded():
+    """Clients choosing which columns to send unknown values in cannot make decoders without end."""
+    n = MAX_OPENED_SETS + 5
+    columns = tuple(Column(f"c{i}", "string", "string", True) for i in range(n))
+    decoders = TypedDecoders(InputSchema(columns, tuple((f"c{i}", frozenset({"k"})) for i in range(n))))
+    for i in range(n):
+        row = {f"c{j}": "new" if j == i else "k" for j in range(n)}
+        assert rows_from_v1_typed(json.dumps({"instances": [row]}).encode(), decoders, 10).columns == {
+            name: (value,) for name, value in row.items()
+        }
+    assert len(decoders.known_text._opened) == MAX_OPENED_SETS
 
 
 def test_a_column_the_model_knows_no_text_for_takes_any_text():

@@ -143,6 +143,30 @@ def test_triton_http_one_requested_output_by_version(case):
     assert_answers(case, result.as_numpy, ["prediction"])
 
 
+def test_triton_http_binary_narrow_types(case, request):
+    """Number columns sent as INT32 where every value is whole, else FP32: the answer is the in-process
+    prediction on the values those types carry."""
+    rows = case.rows.copy()
+    inputs = []
+    for spec in case.inputs:
+        values = column(rows, spec["name"], spec["datatype"])
+        datatype = spec["datatype"]
+        if datatype == "FP64":
+            whole = bool(np.all(np.mod(values, 1) == 0)) and np.abs(values).max() < 2**31
+            values, datatype = (values.astype(np.int32), "INT32") if whole else (values.astype(np.float32), "FP32")
+            rows[spec["name"]] = values.astype(np.float64)
+        elif datatype == "INT64":
+            values, datatype = values.astype(np.int32), "INT32"
+        tensor = triton_http.InferInput(spec["name"], [len(values)], datatype)
+        tensor.set_data_from_numpy(values, binary_data=True)
+        inputs.append(tensor)
+    sent = {i.datatype() for i in inputs}
+    assert {"INT32", "BYTES"} <= sent, sent
+    model = mlflow.sklearn.load_model(request.getfixturevalue(f"{case.name}_model").uri)
+    result = triton_http.InferenceServerClient(case.http_address).infer(case.name, inputs)
+    assert_answers(Case(case.server, case.version, rows, in_process(model, rows), case.inputs), result.as_numpy)
+
+
 def triton_grpc(case: Case, rows: pd.DataFrame, wrong: str | None = None) -> dict:
     """Triton's gRPC client's answers, from a process of its own (tests/serving/triton_grpc_calls.py)."""
     calls = {

@@ -121,3 +121,7 @@ def test_a_bytes_tensor_that_is_not_utf8_is_named(ames_server, ames_rows):
 def test_the_server_is_ready_after_the_fuzzing(ames_server, stub):
     assert ames_server.ready()
     assert stub.ServerReady(pb.ServerReadyRequest(), timeout=10).ready
+    assert stub.ServerLive(pb.ServerLiveRequest(), timeout=10).live
+    rest = httpx.get(f"{ames_server.url}/v2", timeout=10).json()
+    grpc_metadata = stub.ServerMetadata(pb.ServerMetadataRequest(), timeout=10)
+    assert (grpc_metadata.name, grpc_metadata.version) == (rest["name"], rest["version"])
