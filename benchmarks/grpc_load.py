@@ -8,14 +8,13 @@ are not counted; the level ends after `duration` seconds or `max_requests` count
 from __future__ import annotations
 
 import asyncio
-import math
 import time
 
 import grpc
 from kserve.protocol.grpc import grpc_predict_v2_pb2 as pb
 from kserve.protocol.grpc.grpc_predict_v2_pb2_grpc import GRPCInferenceServiceStub
 
-from benchmarks.loadgen import LevelResult, _percentile
+from benchmarks.loadgen import LevelResult
 
 
 def infer_request(model_name: str, frame) -> pb.ModelInferRequest:
@@ -89,15 +88,4 @@ async def _level(address, request, concurrency, warmup, duration, max_requests, 
 
         await asyncio.wait_for(asyncio.gather(*(caller() for _ in range(concurrency))), warmup + duration + grace)
         seconds = max(stopped[0] - measure_from, 1e-9)
-    latencies.sort()
-    return LevelResult(
-        concurrency=concurrency,
-        requests=len(latencies),
-        errors=len(errors),
-        seconds=round(seconds, 3),
-        rps=len(latencies) / seconds,
-        p50_ms=_percentile(latencies, 0.5) * 1000,
-        p99_ms=_percentile(latencies, 0.99) * 1000,
-        mean_ms=(sum(latencies) / len(latencies) * 1000) if latencies else math.nan,
-        error_samples=errors[:3],
-    )
+    return LevelResult.of(concurrency, latencies, errors, seconds)

@@ -49,6 +49,25 @@ class LevelResult:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    @classmethod
+    def of(
+        cls, concurrency: int, latencies: list[float], errors: list[str], seconds: float, rows_per_request: int = 1
+    ) -> LevelResult:
+        """A level's figures from its answers' latencies (s), its errors and its measured window (s)."""
+        latencies = sorted(latencies)
+        return cls(
+            concurrency=concurrency,
+            requests=len(latencies),
+            errors=len(errors),
+            seconds=round(seconds, 3),
+            rps=len(latencies) / seconds,
+            p50_ms=_percentile(latencies, 0.50) * 1000,
+            p99_ms=_percentile(latencies, 0.99) * 1000,
+            mean_ms=sum(latencies) / len(latencies) * 1000 if latencies else math.nan,
+            rows_per_s=len(latencies) * rows_per_request / seconds,
+            error_samples=sorted(set(errors))[:3],
+        )
+
 
 class ClosedConnection(Exception):
     """The server closed the connection (or answered something that is not HTTP/1.1)."""
@@ -194,19 +213,7 @@ async def run_level(
         await asyncio.gather(*pending, return_exceptions=True)
     finish()
     seconds = max(state["measured_until"] - measure_from, 1e-9)
-    latencies.sort()
-    return LevelResult(
-        concurrency=concurrency,
-        requests=len(latencies),
-        errors=len(errors),
-        seconds=round(seconds, 3),
-        rps=len(latencies) / seconds,
-        p50_ms=_percentile(latencies, 0.50) * 1000,
-        p99_ms=_percentile(latencies, 0.99) * 1000,
-        mean_ms=sum(latencies) / len(latencies) * 1000 if latencies else math.nan,
-        rows_per_s=len(latencies) * rows_per_request / seconds,
-        error_samples=sorted(set(errors))[:3],
-    )
+    return LevelResult.of(concurrency, latencies, errors, seconds, rows_per_request)
 
 
 async def _stop_at(deadline: float, clock, finish, stopped) -> None:

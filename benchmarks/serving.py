@@ -576,6 +576,15 @@ def measure_server(
     return rows
 
 
+def level_line(label: str, result: LevelResult) -> str:
+    """One concurrency level, as the run prints it."""
+    return (
+        f"   {label} c={result.concurrency:<3} {result.rps:8.1f} req/s  p50 {result.p50_ms:7.2f} ms  "
+        f"p99 {result.p99_ms:8.2f} ms  errors {result.errors}"
+        + (f"  e.g. {result.error_samples[0][:160]}" if result.error_samples else "")
+    )
+
+
 def measure_grpc(server: Server, workload: Workload, budget: Budget, expected: list[float]) -> Row:
     """One-row requests over the protocol's gRPC service (raw tensor contents), at c1 and c32."""
     from benchmarks import grpc_load
@@ -588,12 +597,7 @@ def measure_grpc(server: Server, workload: Workload, budget: Budget, expected: l
     for concurrency in GRPC_CONCURRENCY:
         result = grpc_load.measure(address, request, concurrency, budget.warmup, budget.duration, budget.max_requests)
         row.levels[concurrency] = result
-        print(
-            f"   gRPC c={concurrency:<3} {result.rps:8.1f} req/s  p50 {result.p50_ms:7.2f} ms  "
-            f"p99 {result.p99_ms:8.2f} ms  errors {result.errors}"
-            + (f"  e.g. {result.error_samples[0][:160]}" if result.error_samples else ""),
-            flush=True,
-        )
+        print(level_line("gRPC", result), flush=True)
     return row
 
 
@@ -612,12 +616,7 @@ def measure_rows(
     for concurrency in CONCURRENCY:
         result = measure(one, concurrency, budget.warmup, budget.duration, budget.max_requests)
         row.levels[concurrency] = result
-        print(
-            f"   {protocol.label} c={concurrency:<3} {result.rps:8.1f} req/s  p50 {result.p50_ms:7.2f} ms  "
-            f"p99 {result.p99_ms:8.2f} ms  errors {result.errors}"
-            + (f"  e.g. {result.error_samples[0][:160]}" if result.error_samples else ""),
-            flush=True,
-        )
+        print(level_line(protocol.label, result), flush=True)
 
 
 def timed_calls(call, seconds: float, at_least: int, at_most: int | None = None) -> list[float]:
